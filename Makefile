@@ -1,0 +1,51 @@
+# Two commands on a fresh machine with Python 3.11 and make: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.toml
+
+.PHONY: run build test lint bench browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-install: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: $(VENV)/.stamp-install pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $@
+
+## run: install, then run the weekly job once on seeds/ with config.toml (feeds + digest to the outbox)
+run: $(VENV)/.stamp-install
+	$(BIN)/digest --config $(CONFIG) run
+
+## build: rebuild only the feeds
+build: $(VENV)/.stamp-install
+	$(BIN)/digest --config $(CONFIG) build
+
+## browser: Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## test: install what the tests need (Python packages, Chromium) and run the whole suite
+test: $(VENV)/.stamp-test browser
+	$(BIN)/python -m pytest
+
+## lint: ruff and mypy
+lint: $(VENV)/.stamp-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## bench: cold and no-change builds of generated corpora, digest rendering, SMTP throughput
+bench: $(VENV)/.stamp-test
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) .digest outbox

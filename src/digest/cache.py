@@ -1,0 +1,165 @@
+"""Caches in the state database: parsed articles, rendered entries, and the last build's fingerprint.
+
+Everything here can be thrown away: deleting the tables costs one cold build, never a wrong output.
+So the tables live beside the state's own (digests, deliveries) in the same SQLite file but carry no
+schema migrations: a cache table from another version is simply dropped and rebuilt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .content import Article
+from .errors import Problem, StateError
+from .feeds import RenderedEntry
+
+CACHE_VERSION = 2
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS cache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS parse_cache (
+    key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS render_cache (
+    key TEXT PRIMARY KEY, html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS build_fingerprint (folder TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS build_record (
+    folder TEXT PRIMARY KEY, signature TEXT NOT NULL, valid_from TEXT NOT NULL, valid_until TEXT NOT NULL,
+    report BLOB NOT NULL);
+INSERT OR IGNORE INTO cache_meta VALUES ('version', '{CACHE_VERSION}');
+"""
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """The state database, created with its folder when missing; WAL so readers never block the writer."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except (OSError, sqlite3.Error) as exc:
+        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
+    return connection
+
+
+class Cache:
+    """The parse cache `content.collect` uses, the render cache, and build fingerprints."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+        try:
+            row = self.db.execute("SELECT value FROM cache_meta WHERE name='version'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is not None and row[0] != str(CACHE_VERSION):
+            self.db.executescript("DROP TABLE IF EXISTS parse_cache; DROP TABLE IF EXISTS render_cache; "
+                                  "DROP TABLE IF EXISTS build_fingerprint; DROP TABLE IF EXISTS build_record; "
+                                  "DROP TABLE cache_meta;")
+        self.db.executescript(_SCHEMA)
+        self._parsed: dict[str, tuple[int, int, bytes]] | None = None
+
+    # -- parse cache (content.ParseCache)
+
+    def lookup(self, key: str) -> tuple[int, int, Article | Problem] | None:
+        if self._parsed is None:  # one query for the whole folder beats one per file
+            rows = self.db.execute("SELECT key, size, mtime_ns, value FROM parse_cache")
+            self._parsed = {k: (size, mtime, value) for k, size, mtime, value in rows}
+        hit = self._parsed.get(key)
+        if hit is None:
+            return None
+        size, mtime, value = hit
+        try:
+            parsed = pickle.loads(value)  # noqa: S301 - our own cache, written by this module
+        except Exception:  # an entry written by other code: treat as a miss
+            return None
+        return size, mtime, parsed
+
+    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem]]) -> None:
+        rows = [(key, size, mtime, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+                for key, size, mtime, value in entries]
+        with _transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO parse_cache VALUES (?, ?, ?, ?)", rows)
+
+    def forget_except(self, keys: set[str]) -> None:
+        known = set(self._parsed or ()) if self._parsed is not None else {
+            k for (k,) in self.db.execute("SELECT key FROM parse_cache")}
+        stale = known - keys
+        if stale:
+            with _transaction(self.db):
+                self.db.executemany("DELETE FROM parse_cache WHERE key = ?", [(k,) for k in stale])
+
+    # -- render cache
+
+    def rendered(self, keys: Iterable[str]) -> dict[str, RenderedEntry]:
+        wanted = list(keys)
+        found: dict[str, RenderedEntry] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, html, summary, image in self.db.execute(
+                f"SELECT key, html, summary, image FROM render_cache WHERE key IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                found[key] = RenderedEntry(html, summary, image)
+        return found
+
+    def store_rendered(self, entries: dict[str, RenderedEntry], keep: set[str]) -> None:
+        with _transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO render_cache VALUES (?, ?, ?, ?)",
+                                [(k, e.html, e.summary, e.image) for k, e in entries.items()])
+            stale = {k for (k,) in self.db.execute("SELECT key FROM render_cache")} - keep
+            self.db.executemany("DELETE FROM render_cache WHERE key = ?", [(k,) for k in stale])
+
+    # -- build fingerprints
+
+    def fingerprint(self, folder: str) -> str | None:
+        row = self.db.execute("SELECT fingerprint FROM build_fingerprint WHERE folder = ?", (folder,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_fingerprint(self, folder: str, fingerprint: str) -> None:
+        with _transaction(self.db):
+            self.db.execute("INSERT OR REPLACE INTO build_fingerprint VALUES (?, ?)", (folder, fingerprint))
+
+    # -- the last build of a folder: valid while the content tree is the same and `now` stays in a window
+
+    def build_record(self, folder: str, signature: str, now: dt.datetime) -> Any | None:
+        """The report of the last build of folder, if it was made from this very tree and at a time when
+        the same articles were published as are at `now`; else None."""
+        row = self.db.execute(
+            "SELECT signature, valid_from, valid_until, report FROM build_record WHERE folder = ?", (folder,)
+        ).fetchone()
+        if row is None or row[0] != signature:
+            return None
+        if not dt.datetime.fromisoformat(row[1]) <= now < dt.datetime.fromisoformat(row[2]):
+            return None
+        try:
+            return pickle.loads(row[3])  # noqa: S301 - our own cache
+        except Exception:
+            return None
+
+    def set_build_record(
+        self, folder: str, signature: str, window: tuple[dt.datetime, dt.datetime], report: object
+    ) -> None:
+        with _transaction(self.db):
+            self.db.execute(
+                "INSERT OR REPLACE INTO build_record VALUES (?, ?, ?, ?, ?)",
+                (folder, signature, window[0].isoformat(), window[1].isoformat(), pickle.dumps(report)),
+            )
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

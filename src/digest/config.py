@@ -1,0 +1,318 @@
+"""The typed configuration: one frozen object, loaded and validated once.
+
+Every section is a frozen dataclass whose fields are the keys the README documents. Loading walks the
+TOML tables against those fields, so an unknown key or a value of the wrong type is an error that names
+the key and the file. Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import tomllib
+import types
+import typing
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = "digest"
+    base_url: str = "https://example.com/"
+    language: str = "en"
+    timezone: str = "UTC"
+    author: str = ""
+    description: str = ""
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def domain(self) -> str:
+        return urlsplit(self.base_url).hostname or "localhost"
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    dir: Path = Path("content")
+    permalink: str = "/posts/{slug}/"
+    topic_field: str = "main_topics"
+    summary_fields: tuple[str, ...] = ("summary", "description")
+    image_fields: tuple[str, ...] = ("featured_image", "cover", "images")
+    summary_chars: int = 160
+    max_file_bytes: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    dir: Path = Path("feeds")
+    max_entries: int = 50
+    full_content: bool = True
+    url: str = ""
+    topic_page: str = "/topics/{slug}/"
+    topic_slugs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    path: Path = Path(".digest/state.sqlite3")
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    since: dt.datetime | None = None
+    first_lookback: int = 7
+    max_age: int = 30
+    topic_order: tuple[str, ...] = ()
+    subject: str = "{site} 周报 {period}"
+    max_bytes: int = 90_000
+    templates: Path | None = None
+    archive_dir: Path = Path("feeds/digests")
+    sender: str = "digest@example.com"
+    unsubscribe_url: str = ""
+    manage_url: str = ""
+    utm: dict[str, str] = field(default_factory=dict)
+    title_max_chars: int = 60
+
+
+@dataclass(frozen=True)
+class SubscriberEntry:
+    email: str
+    name: str = ""
+    topics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubscribersConfig:
+    file: Path | None = None
+    list: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    method: Literal["outbox", "smtp"] = "outbox"
+    outbox: Path = Path("outbox")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    smtp_username: str = ""
+    smtp_password_env: str = ""
+    smtp_timeout: float = 30.0
+    max_attempts: int = 5
+    retry_backoff: float = 2.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    cron: str = "0 8 * * mon"
+    feeds_cron: str = ""
+    misfire_grace_time: int = 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: SiteConfig = field(default_factory=SiteConfig)
+    content: ContentConfig = field(default_factory=ContentConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    subscribers: SubscribersConfig = field(default_factory=SubscribersConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "content": ContentConfig,
+    "feeds": FeedsConfig,
+    "state": StateConfig,
+    "digest": DigestConfig,
+    "subscribers": SubscribersConfig,
+    "delivery": DeliveryConfig,
+    "schedule": ScheduleConfig,
+}
+
+# TOML keys that are Python keywords or builtins get another attribute name.
+_RENAMED = {("digest", "from"): "sender"}
+
+
+def _key_for(section: str, attribute: str) -> str:
+    for (sec, key), attr in _RENAMED.items():
+        if sec == section and attr == attribute:
+            return key
+    return attribute
+
+
+def documented_keys() -> list[str]:
+    """Every `section.key` the config accepts, in order; the README must document each one."""
+    keys = []
+    for section, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            keys.append(f"{section}.{_key_for(section, f.name)}")
+    return keys
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the config file; any problem is a ConfigError naming the file and key."""
+    config_path = Path(path).resolve()
+    where = str(path)
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=where, hint="pass --config FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", path=where) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=where) from None
+
+    root = config_path.parent
+    sections: dict[str, Any] = {}
+    for name, table in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section [{name}]", path=where, key=name,
+                hint="known sections: " + ", ".join(_SECTIONS),
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"'{name}' must be a table", path=where, key=name)
+        sections[name] = _build_section(name, _SECTIONS[name], table, root, where)
+    config = Config(path=config_path, **sections)
+    _check(config, where)
+    return config
+
+
+def _build_section(name: str, cls: type, table: dict[str, Any], root: Path, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    by_key = {_key_for(name, f.name): f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in by_key:
+            raise ConfigError(
+                f"unknown key '{name}.{key}'", path=where, key=f"{name}.{key}",
+                hint="known keys: " + ", ".join(by_key),
+            )
+        attr = by_key[key].name
+        values[attr] = _coerce(value, hints[attr], f"{name}.{key}", root, where)
+    return cls(**values)
+
+
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in get_args(annotation))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in get_args(annotation) if a is not type(None))
+    if origin is tuple:
+        return f"a list of {_type_name(get_args(annotation)[0])}"
+    if origin is dict:
+        return "a table of strings"
+    return {str: "a string", int: "an integer", bool: "true or false", float: "a number",
+            Path: "a path", dt.datetime: "a date"}.get(annotation, str(annotation))
+
+
+def _coerce(value: Any, annotation: Any, key: str, root: Path, where: str) -> Any:
+    def wrong() -> ConfigError:
+        return ConfigError(f"'{key}' must be {_type_name(annotation)}, not {value!r}", path=where, key=key)
+
+    origin = get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        if value == "" and Path in options:
+            return None
+        return _coerce(value, options[0], key, root, where)
+    if origin is Literal:
+        if value not in get_args(annotation):
+            raise wrong()
+        return value
+    if origin is tuple:
+        item_type = get_args(annotation)[0]
+        if not isinstance(value, list):
+            raise wrong()
+        return tuple(_coerce(item, item_type, key, root, where) for item in value)
+    if origin is dict and get_args(annotation)[1] is Any:
+        if not isinstance(value, dict):
+            raise wrong()
+        return dict(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise wrong()
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise wrong()
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise wrong()
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise wrong()
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise wrong()
+        return value
+    if annotation is Path:
+        if not isinstance(value, str) or not value:
+            raise wrong()
+        return (root / value).resolve()
+    if annotation is dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, dt.date):
+            return dt.datetime(value.year, value.month, value.day)
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise wrong() from None
+        raise wrong()
+    raise wrong()
+
+
+def _check(config: Config, where: str) -> None:
+    """Rules that span a value's type: a real timezone, an absolute base URL, a usable permalink."""
+    try:
+        zoneinfo.ZoneInfo(config.site.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"'site.timezone' is not a known timezone: {config.site.timezone!r}",
+            path=where, key="site.timezone", hint='an IANA name such as "Asia/Shanghai"',
+        ) from None
+    parts = urlsplit(config.site.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"'site.base_url' must be an absolute http(s) URL, not {config.site.base_url!r}",
+            path=where, key="site.base_url",
+        )
+    if "{slug}" not in config.content.permalink:
+        raise ConfigError(
+            "'content.permalink' must contain {slug}", path=where, key="content.permalink"
+        )
+    if config.feeds.max_entries < 1:
+        raise ConfigError("'feeds.max_entries' must be at least 1", path=where, key="feeds.max_entries")
+    if config.delivery.max_attempts < 1:
+        raise ConfigError(
+            "'delivery.max_attempts' must be at least 1", path=where, key="delivery.max_attempts"
+        )
+    for row in config.subscribers.list:
+        if not isinstance(row, dict) or not isinstance(row.get("email"), str):
+            raise ConfigError(
+                "each entry of 'subscribers.list' must be a table with an 'email' string",
+                path=where, key="subscribers.list",
+            )

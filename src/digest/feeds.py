@@ -1,0 +1,283 @@
+"""Per-topic Atom feeds (RFC 4287) as bytes, plus the OPML list and an HTML index. Pure.
+
+`plan_feeds` decides what goes where from article metadata alone (cheap, so an unchanged build can stop
+there); `render_files` turns a plan and the rendered entries into the bytes of every file under `feeds/`.
+Nothing here reads the clock: a feed's `<updated>` is its newest entry's, so it changes only when an
+entry does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, urljoin
+from xml.sax.saxutils import quoteattr
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from .config import Config
+from .content import Article, Topic, site_topics, topic_key
+from .errors import OutputError
+from .render import clean_xml_text
+
+SITE_FEED = "index"
+GENERATOR = "digest"
+GENERATOR_URI = "https://pypi.org/project/digest/"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+EMPTY_FEED_UPDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9_-]{0,80}$")
+_RESERVED = {SITE_FEED, "feeds"}
+
+
+@dataclass(frozen=True)
+class RenderedEntry:
+    """What rendering produced for one article: safe HTML content and a plain-text summary."""
+
+    html: str
+    summary: str
+    image: str
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    slug: str  # the file is feeds/<slug>.xml
+    title: str
+    topic: Topic | None  # None for the site-wide feed
+    articles: tuple[Article, ...]  # newest first, at most max_entries
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    feeds: tuple[FeedSpec, ...]  # the site feed first, then topics by slug
+
+    @property
+    def articles(self) -> list[Article]:
+        """Every article that lands in some feed, once."""
+        unique = {a.entry_id: a for spec in self.feeds for a in spec.articles}
+        return [unique[key] for key in sorted(unique)]
+
+    def fingerprint(self, config: Config) -> str:
+        """Changes whenever any byte of the output could: the entries, their content, the config."""
+        digest = hashlib.sha256(repr((config.site, config.feeds, config.content.permalink)).encode())
+        for spec in self.feeds:
+            digest.update(f"\0{spec.slug}\0{spec.title}".encode())
+            for article in spec.articles:
+                digest.update(f"\0{article.entry_id}\0{article.content_hash}\0{article.url}".encode())
+        return digest.hexdigest()
+
+
+def feeds_url(config: Config) -> str:
+    """The public URL of the feeds folder, ending in '/'."""
+    url = config.feeds.url or urljoin(config.site.base_url, "feeds/")
+    return url if url.endswith("/") else url + "/"
+
+
+def topic_slug(topic: Topic, config: Config) -> str:
+    """The file name of a topic's feed: from `[feeds] topic_slugs`, else an ASCII slug of the name,
+    else a short stable hash of the topic (Chinese names have no ASCII letters to keep)."""
+    for name, slug in config.feeds.topic_slugs.items():
+        if topic_key(name) == topic.key:
+            if not _SLUG_OK.match(slug) or slug in _RESERVED:
+                raise OutputError(
+                    f"'feeds.topic_slugs' gives {name!r} the file name {slug!r}",
+                    path=str(config.path), key="feeds.topic_slugs",
+                    hint="use lowercase letters, digits, '-' and '_', and not 'index'",
+                )
+            return slug
+    ascii_name = unicodedata.normalize("NFKD", topic.key).encode("ascii", "ignore").decode()
+    if ascii_name == topic.key:  # nothing was dropped: the name is ASCII
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:60].strip("-")
+        if slug and slug not in _RESERVED:
+            return slug
+    return "topic-" + hashlib.sha256(topic.key.encode("utf-8")).hexdigest()[:10]
+
+
+def _newest_first(articles: Sequence[Article]) -> list[Article]:
+    ordered = sorted(articles, key=lambda a: a.entry_id)
+    return sorted(ordered, key=lambda a: a.publish_date, reverse=True)
+
+
+def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
+    """Which articles go into which feed; raises OutputError when two topics would share a file."""
+    limit = config.feeds.max_entries
+    newest = _newest_first(published)
+    site_title = clean_xml_text(config.site.title)
+    specs = [FeedSpec(SITE_FEED, site_title, None, tuple(newest[:limit]))]
+    members: dict[str, list[Article]] = {}
+    for article in newest:
+        for name in article.topics:
+            members.setdefault(topic_key(name), []).append(article)
+    owners: dict[str, Topic] = {}
+    for key, topic in sorted(site_topics(published).items()):
+        slug = topic_slug(topic, config)
+        if slug in owners:
+            raise OutputError(
+                f"topics {owners[slug].name!r} and {topic.name!r} would share the feed file {slug}.xml",
+                path=str(config.path), key="feeds.topic_slugs", hint="give one of them its own slug",
+            )
+        owners[slug] = topic
+        title = clean_xml_text(f"{config.site.title} · {topic.name}")
+        specs.append(FeedSpec(slug, title, topic, tuple(members[key][:limit])))
+    specs[1:] = sorted(specs[1:], key=lambda s: s.slug)
+    return FeedPlan(tuple(specs))
+
+
+# ---------------------------------------------------------------- feedgen, with two fixes
+
+
+class _MediaExtension(BaseExtension):  # type: ignore[misc]
+    def extend_ns(self) -> dict[str, str]:
+        return {"media": MEDIA_NS}
+
+
+class _EntryFixes(BaseEntryExtension):  # type: ignore[misc]
+    """Writes entry links itself: feedgen 1.0.0 drops their rel/type/length (python-feedgen issue #135).
+    Also adds the featured image as media:thumbnail."""
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+        self.thumbnail = ""
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        for old in entry.findall("{http://www.w3.org/2005/Atom}link"):
+            entry.remove(old)
+        anchor = entry.find("{http://www.w3.org/2005/Atom}content")
+        position = list(entry).index(anchor) + 1 if anchor is not None else len(entry)
+        for offset, attributes in enumerate(self.links):
+            link = etree.Element("{http://www.w3.org/2005/Atom}link", attrib=attributes)
+            entry.insert(position + offset, link)
+        if self.thumbnail:
+            etree.SubElement(entry, f"{{{MEDIA_NS}}}thumbnail", url=self.thumbnail)
+        return entry
+
+    def extend_rss(self, item: etree._Element) -> etree._Element:  # pragma: no cover - Atom only
+        return item
+
+
+def _atom_time(value: dt.datetime) -> dt.datetime:
+    # Keep the author's own offset (readers show it), to the second.
+    return value.replace(microsecond=0)
+
+
+def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Config) -> bytes:
+    site = config.site
+    self_url = urljoin(feeds_url(config), f"{spec.slug}.xml")
+    if spec.topic is None:
+        alternate = site.base_url
+    else:
+        alternate = urljoin(site.base_url, quote(config.feeds.topic_page.format(slug=spec.slug)))
+    generator = FeedGenerator()
+    generator.register_extension("digest", _MediaExtension, _EntryFixes, atom=True, rss=False)
+    generator.id(self_url)
+    generator.title(spec.title)
+    if site.description:
+        generator.subtitle(clean_xml_text(site.description))
+    generator.link(href=self_url, rel="self", type="application/atom+xml")
+    generator.link(href=alternate, rel="alternate", type="text/html")
+    generator.language(site.language)
+    generator.author({"name": clean_xml_text(site.author or site.title)})
+    generator.generator(GENERATOR, uri=GENERATOR_URI)
+    updated = max((_atom_time(a.lastmod) for a in spec.articles), default=EMPTY_FEED_UPDATED)
+    generator.updated(updated)
+    topics_scheme = urljoin(site.base_url, "topics/")
+    tags_scheme = urljoin(site.base_url, "tags/")
+    for article in spec.articles:
+        rendered = entries[article.entry_id]
+        entry: FeedEntry = generator.add_entry(order="append")
+        entry.id(article.entry_id)
+        entry.title(clean_xml_text(article.title))
+        entry.published(_atom_time(article.date))
+        entry.updated(_atom_time(article.lastmod))
+        if article.author and article.author != site.author:
+            entry.author({"name": clean_xml_text(article.author)})
+        entry.summary(rendered.summary, type="text")
+        if config.feeds.full_content:
+            entry.content(rendered.html, type="html")
+        else:
+            entry.content(_teaser_html(article, rendered), type="html")
+        for name in article.topics:
+            entry.category(term=clean_xml_text(name), scheme=topics_scheme, label=clean_xml_text(name))
+        for tag in article.tags:
+            entry.category(term=clean_xml_text(tag), scheme=tags_scheme, label=clean_xml_text(tag))
+        entry.digest.links = [{"rel": "alternate", "type": "text/html", "href": article.url}]
+        entry.digest.thumbnail = rendered.image
+    return bytes(generator.atom_str(pretty=True, encoding="UTF-8"))
+
+
+def _teaser_html(article: Article, rendered: RenderedEntry) -> str:
+    image = f'<p><img src="{html.escape(rendered.image)}" alt="" /></p>\n' if rendered.image else ""
+    return (f"{image}<p>{html.escape(rendered.summary)}</p>\n"
+            f'<p><a href="{html.escape(article.url)}">{html.escape(clean_xml_text(article.title))}</a></p>')
+
+
+def render_opml(plan: FeedPlan, config: Config) -> bytes:
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        "  <head>",
+        f"    <title>{html.escape(clean_xml_text(config.site.title), quote=False)}</title>",
+        "  </head>",
+        "  <body>",
+    ]
+    for spec in plan.feeds:
+        url = urljoin(feeds_url(config), f"{spec.slug}.xml")
+        lines.append(
+            f'    <outline type="rss" version="ATOM" text={quoteattr(spec.title)} '
+            f"title={quoteattr(spec.title)} xmlUrl={quoteattr(url)} />"
+        )
+    lines += ["  </body>", "</opml>", ""]
+    return "\n".join(lines).encode("utf-8")
+
+
+def render_index_html(plan: FeedPlan, config: Config) -> bytes:
+    site = config.site
+    esc = html.escape
+    links = []
+    items = []
+    for spec in plan.feeds:
+        url = urljoin(feeds_url(config), f"{spec.slug}.xml")
+        links.append(f'  <link rel="alternate" type="application/atom+xml" title="{esc(spec.title)}" '
+                     f'href="{esc(url)}">')
+        name = spec.topic.name if spec.topic else site.title
+        count = len(spec.articles)
+        items.append(f'    <li id="{esc(spec.slug)}"><a href="{esc(spec.slug)}.xml">{esc(name)}</a> '
+                     f"<small>({count})</small></li>")
+    page = [
+        "<!DOCTYPE html>",
+        f'<html lang="{esc(site.language)}">',
+        "<head>",
+        '  <meta charset="utf-8">',
+        '  <meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"  <title>{esc(site.title)} · Feeds</title>",
+        *links,
+        "  <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;"
+        "line-height:1.6}li{margin:.3rem 0}small{color:#666}</style>",
+        "</head>",
+        "<body>",
+        f"  <h1>{esc(site.title)}</h1>",
+        "  <p>Atom feeds: subscribe to the whole site or to one topic. "
+        '<a href="feeds.opml">OPML</a> lists them all.</p>',
+        "  <ul>",
+        *items,
+        "  </ul>",
+        "</body>",
+        "</html>",
+        "",
+    ]
+    return "\n".join(page).encode("utf-8")
+
+
+def render_files(plan: FeedPlan, entries: Mapping[str, RenderedEntry], config: Config) -> dict[str, bytes]:
+    """Every file digest writes under `[feeds] dir`, by relative path."""
+    files = {f"{spec.slug}.xml": render_feed(spec, entries, config) for spec in plan.feeds}
+    files["feeds.opml"] = render_opml(plan, config)
+    files["index.html"] = render_index_html(plan, config)
+    return files

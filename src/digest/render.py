@@ -1,0 +1,250 @@
+"""Markdown → safe HTML with absolute links, and plain-text summaries. Pure functions.
+
+Everything that leaves here for a feed or an email is (1) sanitized by nh3, so no script, frame, style,
+event handler or `javascript:` URL survives, (2) free of characters XML 1.0 forbids, and (3) made of
+absolute URLs, resolved against the article's permalink, except `#` links between footnotes, whose ids
+are prefixed per article so two articles shown on one page never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from html.parser import HTMLParser
+from urllib.parse import quote, urljoin, urlsplit
+
+import markdown
+import nh3
+
+from .content import Article
+
+# XML 1.0 allows only #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+_ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"picture", "source", "figure", "figcaption"}
+_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "a": {"href", "hreflang", "title", "id", "class"},
+    "img": {"src", "srcset", "alt", "title", "width", "height", "loading"},
+    "source": {"srcset", "type", "media"},
+    "sup": {"id"},
+    "li": {"id"},
+    "div": {"class"},
+    "code": {"class"},
+    "th": {"align", "colspan", "rowspan", "style"},
+    "td": {"align", "colspan", "rowspan", "style"},
+}
+# Characters left as they are when percent-encoding a URL: the reserved ones, and "%" so that an already
+# encoded URL is not encoded twice. A comma is encoded: srcset uses it as a separator.
+_URL_SAFE = "/:?#[]@!$&'()*+;=%~-._"
+_URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel"}
+_MARKDOWN_EXTENSIONS = ["footnotes", "tables", "fenced_code"]
+_SENTENCE_END = "。！？!?…."
+_CLOSERS = "”’\"')）」』】"
+
+
+def clean_xml_text(text: str) -> str:
+    """Drop characters that XML 1.0 forbids (feedgen and every XML parser reject them)."""
+    return _XML_FORBIDDEN.sub("", text)
+
+
+_converter: markdown.Markdown | None = None
+
+
+_LIST_ITEM = re.compile(r"^ {0,12}(?:[*+-]|\d{1,9}[.)])[ \t]+\S")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def separate_list_items(text: str) -> str:
+    """Put a blank line before a list item that directly follows a paragraph line.
+
+    Hugo (CommonMark) lets a list item interrupt a paragraph; Python-Markdown does not, and shows the
+    `*   ` of such an item as text. The seed article has exactly this shape, so match Hugo.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    fenced = False
+    for line in lines:
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and _LIST_ITEM.match(line) and out and out[-1].strip():
+            previous = out[-1]
+            if not _LIST_ITEM.match(previous) and not previous.lstrip().startswith(("|", ">", "#")):
+                out.append("")
+        out.append(line)
+    return "\n".join(out)
+
+
+def markdown_to_html(text: str) -> str:
+    """Raw (unsanitized) HTML from Markdown; one converter per process, reset between documents."""
+    global _converter
+    if _converter is None:
+        _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+    _converter.reset()
+    return _converter.convert(separate_list_items(text))
+
+
+def sanitize(html: str, base_url: str, id_prefix: str = "") -> str:
+    """Safe HTML whose links and images are absolute against base_url; ids and `#` links get id_prefix."""
+
+    def resolve(url: str) -> str:
+        if url.startswith("#"):
+            return "#" + id_prefix + url[1:]
+        return urljoin(base_url, quote(url, safe=_URL_SAFE))
+
+    def rewrite_srcset(tag: str, attribute: str, value: str) -> str | None:
+        if attribute == "srcset":
+            return absolute_srcset(value, base_url)
+        return value
+
+    return nh3.clean(
+        clean_xml_text(html),
+        tags=_ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "template", "noscript"},
+        attributes=_ALLOWED_ATTRIBUTES,
+        attribute_filter=rewrite_srcset,
+        link_rel=None,
+        url_schemes=_URL_SCHEMES,
+        url_relative=resolve,
+        id_prefix=id_prefix or None,
+    )
+
+
+def absolute_srcset(value: str, base_url: str) -> str:
+    candidates = []
+    for candidate in value.split(","):
+        parts = candidate.strip().split(maxsplit=1)
+        if not parts:
+            continue
+        url = urljoin(base_url, quote(parts[0], safe=_URL_SAFE))
+        if urlsplit(url).scheme not in ("http", "https"):
+            continue
+        candidates.append(" ".join([url, *parts[1:]]))
+    return ", ".join(candidates)
+
+
+def image_url(article: Article) -> str:
+    """The featured image as an absolute, percent-encoded URL ("" when the article has none)."""
+    if not article.image:
+        return ""
+    return urljoin(article.url, quote(article.image, safe=_URL_SAFE))
+
+
+def article_id_prefix(article: Article) -> str:
+    return "a" + hashlib.sha1(article.entry_id.encode("utf-8")).hexdigest()[:8] + "-"
+
+
+def article_html(article: Article, with_image: bool = True) -> str:
+    """The article's full, safe HTML, with its featured image on top."""
+    if article.body is None:
+        raise ValueError(f"{article.source}: body not loaded (see content.load_bodies)")
+    body = sanitize(markdown_to_html(article.body), article.url, article_id_prefix(article))
+    image = image_url(article) if with_image else ""
+    if image:
+        alt = _escape_attribute(clean_xml_text(article.title))
+        body = f'<p><img src="{_escape_attribute(image)}" alt="{alt}" /></p>\n' + body
+    return body
+
+
+def _escape_attribute(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self, skip: set[str] | None = None) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+        self._skipped = skip or {"sup", "script", "style"}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._skipped:
+            self._skip += 1
+        elif tag in ("p", "br", "li", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "tr"):
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._skipped and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return " ".join("".join(extractor.parts).split())
+
+
+def _leading_prose(body: str, enough: int) -> str:
+    """The first paragraphs of the body, skipping headings, footnote definitions and code."""
+    kept: list[str] = []
+    length = 0
+    in_fence = False
+    for block in re.split(r"\n\s*\n", body):
+        stripped = block.strip()
+        if stripped.startswith(("```", "~~~")):
+            in_fence = not in_fence or stripped.count("```") + stripped.count("~~~") >= 2
+            continue
+        if in_fence or not stripped or stripped.startswith(("#", "[^", "|", "<!--")):
+            continue
+        kept.append(stripped)
+        length += len(stripped)
+        if length >= enough:
+            break
+    return "\n\n".join(kept)
+
+
+def summary_text(article: Article, limit: int = 160, rendered_html: str | None = None) -> str:
+    """Plain-text summary: the front-matter one, else the body's first sentences, cut by characters.
+
+    Pass the article's rendered HTML when you have it, to save rendering its first paragraphs again.
+    """
+    if article.summary:
+        return clean_xml_text(" ".join(article.summary.split()))
+    if rendered_html is not None:
+        text = _leading_text(rendered_html, enough=limit * 2)
+    else:
+        if article.body is None:
+            raise ValueError(f"{article.source}: body not loaded (see content.load_bodies)")
+        text = html_to_text(markdown_to_html(_leading_prose(article.body, enough=limit * 3)))
+    return clean_xml_text(truncate(text, limit))
+
+
+def _leading_text(html: str, enough: int) -> str:
+    """Text of the first paragraphs of rendered HTML, read only as far as needed."""
+    extractor = _TextExtractor(skip={"sup", "script", "style", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
+                                     "table", "figcaption"})
+    for start in range(0, len(html), 2048):
+        extractor.feed(html[start:start + 2048])
+        if sum(len(part) for part in extractor.parts) >= enough:
+            break
+    return " ".join("".join(extractor.parts).split())
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most `limit` characters, ending at a sentence end when one falls in the second half.
+
+    Counted in characters, not words: Chinese has no spaces, so "the first N words" would be everything.
+    """
+    if len(text) <= limit:
+        return text
+    window = text[:limit]
+    best = -1
+    for index, char in enumerate(window):
+        if char in _SENTENCE_END and (char != "." or index + 1 >= len(text) or text[index + 1] == " "):
+            end = index + 1
+            while end < len(window) and window[end] in _CLOSERS:
+                end += 1
+            best = end
+    if best >= limit // 2:
+        return window[:best].rstrip()
+    cut = window[: limit - 1]
+    if cut and cut[-1].isascii() and cut[-1].isalnum() and text[limit - 1].isascii():
+        space = cut.rfind(" ")
+        if space >= limit // 2:
+            cut = cut[:space]
+    return cut.rstrip(" ，,、;；:：") + "…"

@@ -1,0 +1,286 @@
+"""Reading articles: front matter formats, fields, publish rules, and reporting what cannot be read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+import feedparser
+import pytest
+from conftest import NOW, Site, article_text
+
+from lxml import etree
+
+from digest.content import collect, is_published
+from digest.jobs import build
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def _titles_in_site_feed(site: Site) -> list[str]:
+    return [e.title for e in feedparser.parse((site.feeds / "index.xml").read_bytes()).entries]
+
+
+def test_drafts_future_and_expired_articles_are_not_published(site: Site) -> None:
+    site.add("live.md", article_text(title="Live", date="2025-06-20T10:00:00+08:00"))
+    site.add("draft.md", article_text(title="Draft", draft=True))
+    site.add("draft-string.md", article_text(title="Draft string", draft='"true"'))
+    site.add("future.md", article_text(title="Future", date="2025-07-01T10:00:00+08:00"))
+    site.add("scheduled.md", article_text(title="Scheduled", date="2025-06-01T10:00:00+08:00",
+                                          publishDate="2025-07-02T00:00:00+08:00"))
+    site.add("expired.md", article_text(title="Expired", date="2025-06-01T10:00:00+08:00",
+                                        expiryDate="2025-06-29T00:00:00+08:00"))
+    report = build(site.config(), NOW)
+    assert report.problems == []
+    assert _titles_in_site_feed(site) == ["Live"]
+
+
+def test_the_publish_rules_follow_the_clock() -> None:
+    from dataclasses import replace
+
+    from conftest import SEED_ARTICLE
+
+    from digest.content import _ParseSettings, parse_article
+
+    settings = _ParseSettings(str(SEED_ARTICLE.parent), "seeds", "https://example.com/", "Asia/Shanghai", "",
+                              "/posts/{slug}/", "main_topics", ("summary",), ("featured_image",), 5_000_000)
+    article = parse_article(SEED_ARTICLE.name, SEED_ARTICLE.read_bytes(), settings)
+    published_at = dt.datetime(2025, 6, 25, 17, 10, 4, tzinfo=SHANGHAI)
+    assert not is_published(article, published_at - dt.timedelta(seconds=1))
+    assert is_published(article, published_at)
+    expiring = replace(article, expiry=published_at + dt.timedelta(days=1))
+    assert is_published(expiring, published_at + dt.timedelta(hours=23))
+    assert not is_published(expiring, published_at + dt.timedelta(days=1))
+
+
+def test_date_only_and_naive_dates_take_the_site_timezone(site: Site) -> None:
+    site.add("date-only.md", article_text(title="D", date="2025-06-20"))
+    site.add("naive.md", article_text(title="N", date="2025-06-21T09:15:00"))
+    site.add("naive-space.md", article_text(title="S", date='"2025-06-22 09:15"'))
+    by_title = {a.title: a for a in collect(site.config()).articles}
+    assert by_title["D"].date == dt.datetime(2025, 6, 20, 0, 0, tzinfo=SHANGHAI)
+    assert by_title["N"].date == dt.datetime(2025, 6, 21, 9, 15, tzinfo=SHANGHAI)
+    assert by_title["S"].date == dt.datetime(2025, 6, 22, 9, 15, tzinfo=SHANGHAI)
+    assert by_title["D"].date.utcoffset() == dt.timedelta(hours=8)
+
+
+def test_a_bom_and_crlf_file_is_read_whole(site: Site) -> None:
+    text = article_text(title="带 BOM 的文章", summary="摘要", tags=["甲", "乙"], body="第一段。\n\n第二段。")
+    site.add("bom.md", b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    [article] = collect(site.config()).articles
+    assert article.title == "带 BOM 的文章"
+    assert article.summary == "摘要"
+    assert article.tags == ("甲", "乙")
+    assert article.body == "第一段。\n\n第二段。\n"
+
+
+def test_toml_and_json_front_matter(site: Site) -> None:
+    site.add("toml.md", '+++\ntitle = "From TOML"\ndate = 2025-06-20T08:00:00+08:00\n'
+                        'tags = ["x"]\nmain_topics = "T"\n+++\n\nBody.\n')
+    site.add("json.md", '{\n  "title": "From JSON",\n  "date": "2025-06-21",\n  "draft": "false"\n}\n\nBody.\n')
+    articles = {a.title: a for a in collect(site.config()).articles}
+    assert articles["From TOML"].topics == ("T",)
+    assert articles["From TOML"].date == dt.datetime(2025, 6, 20, 8, tzinfo=SHANGHAI)
+    assert articles["From JSON"].date == dt.datetime(2025, 6, 21, tzinfo=SHANGHAI)
+    assert articles["From JSON"].draft is False
+    assert articles["From JSON"].body == "Body.\n"
+
+
+def test_tags_and_topics_may_be_one_string(site: Site) -> None:
+    site.add("a.md", article_text(title="A", tags="单个标签", main_topics="单个主题"))
+    [article] = collect(site.config()).articles
+    assert article.tags == ("单个标签",)
+    assert article.topics == ("单个主题",)
+
+
+def test_topic_field_summary_and_image_fields_follow_the_config(site: Site) -> None:
+    site.set("content", topic_field="categories", summary_fields=["description"], image_fields=["images"])
+    site.add("a.md", article_text(title="A", categories=["Go", "go"], description="From description",
+                                  summary="ignored", images=["first.png", "second.png"]))
+    [article] = collect(site.config()).articles
+    assert article.topics == ("Go",)
+    assert article.summary == "From description"
+    assert article.image == "first.png"
+
+
+def test_hugo_section_pages_are_skipped_and_bundles_take_the_folder_name(site: Site) -> None:
+    site.add("posts/_index.md", article_text(title="Section"))
+    site.add("posts/my-trip/index.md", article_text(title="Trip", cover="photo.jpg", body="![x](map.png)"))
+    collection = collect(site.config())
+    assert collection.problems == []
+    [article] = collection.articles
+    assert article.slug == "my-trip"
+    assert article.url == "https://example.com/posts/my-trip/"
+    build(site.config(), NOW)
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert 'src="https://example.com/posts/my-trip/photo.jpg"' in entry.content[0].value
+    assert 'src="https://example.com/posts/my-trip/map.png"' in entry.content[0].value
+
+
+def test_symlinks_that_leave_the_folder_or_loop_are_not_followed(site: Site, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text(article_text(title="Secret"), encoding="utf-8")
+    site.add("inside/a.md", article_text(title="Inside"))
+    os.symlink(outside, site.content / "escape")
+    os.symlink(site.content, site.content / "inside" / "loop")
+    titles = [a.title for a in collect(site.config()).articles]
+    assert titles == ["Inside"]
+
+
+def test_two_articles_with_one_slug_are_both_reported(site: Site) -> None:
+    site.add("a.md", article_text(title="A", slug="same"))
+    site.add("b.md", article_text(title="B", slug="same"))
+    site.add("c.md", article_text(title="C"))
+    collection = collect(site.config())
+    assert [a.title for a in collection.articles] == ["C"]
+    assert [str(p) for p in collection.problems] == [
+        "a.md: slug 'same' is also used by b.md (set a distinct 'slug' in the front matter)",
+        "b.md: slug 'same' is also used by a.md (set a distinct 'slug' in the front matter)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("no-title.md", "---\ndate: 2025-06-01\n---\nx\n",
+         "content/no-title.md:2: front matter: 'title' is missing (add a 'title:' line)"),
+        ("bad-date.md", "---\ntitle: T\ndraft: false\ndate: next tuesday\n---\nx\n",
+         "content/bad-date.md:4: front matter: 'date' is not a date ('next tuesday') "
+         "(use ISO 8601, e.g. 2025-06-25T17:10:04+08:00 or 2025-06-25)"),
+        ("bad-yaml.md", "---\ntitle: T\ndate: 2025-06-01\ntags: [a, b\n---\nx\n",
+         "content/bad-yaml.md:4: front matter: YAML: did not find expected ',' or ']'"),
+        ("bad-indent.md", "---\ntitle: T\n  date: 2025-06-01\n---\nx\n",
+         "content/bad-indent.md:3: front matter: YAML: mapping values are not allowed in this context"),
+        ("bad-draft.md", "---\ntitle: T\ndate: 2025-06-01\ndraft: maybe\n---\nx\n",
+         "content/bad-draft.md:4: front matter: 'draft' must be true or false, not 'maybe'"),
+        ("bad-tags.md", "---\ntitle: T\ndate: 2025-06-01\ntags: {a: 1}\n---\nx\n",
+         "content/bad-tags.md:4: front matter: 'tags' must be a list of text or one text"),
+        ("no-front-matter.md", "Just text.\n",
+         "content/no-front-matter.md:1: no front matter "
+         "(start the file with '---' (YAML), '+++' (TOML) or a JSON object)"),
+        ("unclosed.md", "---\ntitle: T\n",
+         "content/unclosed.md:1: front matter: no closing '---' (end the front matter with a line '---')"),
+        ("latin1.md", "---\ntitle: caf\xe9\ndate: 2025-06-01\n---\n".encode("latin-1"),
+         "content/latin1.md:2: not UTF-8 text (save the file as UTF-8)"),
+    ],
+)
+def test_a_broken_article_is_reported_with_path_and_line_and_the_others_publish(
+    site: Site, name: str, content: str | bytes, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(site.root)
+    site.add(name, content)
+    site.add("good.md", article_text(title="Good"))
+    report = build(site.config(), NOW)
+    assert [str(p) for p in report.problems] == [expected]
+    assert _titles_in_site_feed(site) == ["Good"]
+
+
+def test_files_over_the_size_limit_are_refused(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(site.root)
+    site.set("content", max_file_bytes=1000)
+    site.add("big.md", article_text(title="Big", body="x" * 2000))
+    site.add("small.md", article_text(title="Small"))
+    collection = collect(site.config())
+    assert [a.title for a in collection.articles] == ["Small"]
+    assert [str(p) for p in collection.problems] == [
+        "content/big.md: file is 2055 bytes, over the limit of 1000 "
+        "(raise [content] max_file_bytes to accept it)"
+    ]
+
+
+def test_a_yaml_alias_bomb_neither_hangs_nor_exhausts_memory(site: Site) -> None:
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for index, name in enumerate("bcdefghi"):
+        previous = "abcdefghi"[index]
+        levels.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    bomb = "---\ntitle: Bomb\ndate: 2025-06-01\n" + "\n".join(levels) + "\ntags: *i\n---\nx\n"
+    site.add("bomb.md", bomb)
+    site.add("good.md", article_text(title="Good"))
+    started = time.perf_counter()
+    collection = collect(site.config())
+    assert time.perf_counter() - started < 5  # 9**9 strings would take minutes and gigabytes
+    assert [a.title for a in collection.articles] == ["Good"]
+    assert "'tags' must be a list of text or one text" in str(collection.problems[0])
+
+
+def test_control_characters_never_reach_the_feed(site: Site) -> None:
+    site.add("ctl.md", '---\ntitle: "Bell\\a and\\v tab"\ndate: 2025-06-01\nsummary: "NUL\\0 gone"\n---\n\n'
+                       "Text with \x01 and \x1f inside.\n")
+    report = build(site.config(), NOW)
+    assert report.problems == []
+    data = (site.feeds / "index.xml").read_bytes()
+    for forbidden in (b"\x00", b"\x01", b"\x07", b"\x0b", b"\x1f"):
+        assert forbidden not in data
+    entry = feedparser.parse(data).entries[0]
+    assert entry.title == "Bell and tab"
+    assert entry.summary == "NUL gone"
+
+
+def test_relative_links_become_absolute_against_the_permalink(site: Site) -> None:
+    body = ('[up](../other/) [root](/about/) [same](notes.html) [frag](#top) [ext](https://example.org/x)\n\n'
+            '<img src="pic.png" srcset="pic.png 1x, /big/pic.png 2x">\n\n![alt](images/a b.png)')
+    site.add("links.md", article_text(title="Links", body=body))
+    build(site.config(), NOW)
+    # Read the raw XML: feedparser's own sanitizer drops srcset.
+    content = etree.parse(str(site.feeds / "index.xml")).find(f"{ATOM}entry/{ATOM}content").text
+    assert 'href="https://example.com/posts/other/"' in content
+    assert 'src="https://example.com/posts/links/images/a%20b.png"' in content
+    assert 'href="https://example.com/about/"' in content
+    assert 'href="https://example.com/posts/links/notes.html"' in content
+    assert 'href="https://example.org/x"' in content
+    assert 'srcset="https://example.com/posts/links/pic.png 1x, https://example.com/big/pic.png 2x"' in content
+    assert 'src="https://example.com/posts/links/pic.png"' in content
+
+
+def test_unsafe_html_is_removed_from_feed_content(site: Site) -> None:
+    body = ('<script>alert(1)</script><iframe src="https://evil.example/"></iframe>'
+            '<object data="x"></object><embed src="x"><style>p{}</style>\n\n'
+            '<a href="javascript:alert(1)" onclick="steal()">click</a> <img src="a.png" onerror="x()">')
+    site.add("xss.md", article_text(title="XSS", body=body))
+    build(site.config(), NOW)
+    content = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0].content[0].value
+    raw = (site.feeds / "index.xml").read_text(encoding="utf-8")
+    for bad in ("script", "iframe", "object", "embed", "style", "onclick", "onerror", "javascript:"):
+        assert bad not in raw.split("<content", 1)[1], bad
+    assert ">click</a>" in content
+
+
+def test_footnote_ids_are_unique_per_article(site: Site) -> None:
+    body = "Claim.[^1]\n\n[^1]: Source."
+    site.add("one.md", article_text(title="One", body=body))
+    site.add("two.md", article_text(title="Two", body=body))
+    build(site.config(), NOW)
+    entries = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries
+    ids = [e.content[0].value.split('id="', 1)[1].split('"', 1)[0] for e in entries]
+    assert len(set(ids)) == 2
+    for entry in entries:
+        value = entry.content[0].value
+        footnote_id = value.split('<li id="', 1)[1].split('"', 1)[0]
+        assert f'href="#{footnote_id}"' in value  # the reference still points at its own footnote
+
+
+def test_an_unchanged_tree_is_not_read_again(site: Site) -> None:
+    site.add("a.md", article_text(title="A"))
+    first = build(site.config(), NOW)
+    assert first.parsed == 1
+    again = build(site.config(), NOW)
+    assert again.up_to_date and again.parsed == 0 and again.published == 1
+    path = site.add("b.md", article_text(title="B"))
+    third = build(site.config(), NOW)
+    assert third.parsed == 1 and third.published == 2  # only the new file was parsed
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert build(site.config(), NOW).parsed == 1
+
+
+def test_an_article_becomes_published_when_its_time_comes_without_any_file_change(site: Site) -> None:
+    site.add("now.md", article_text(title="Now", date="2025-06-20"))
+    site.add("later.md", article_text(title="Later", date="2025-07-10"))
+    build(site.config(), NOW)
+    assert _titles_in_site_feed(site) == ["Now"]
+    assert build(site.config(), NOW + dt.timedelta(days=5)).up_to_date
+    report = build(site.config(), dt.datetime(2025, 7, 10, tzinfo=SHANGHAI))
+    assert not report.up_to_date
+    assert _titles_in_site_feed(site) == ["Later", "Now"]

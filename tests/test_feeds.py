@@ -1,0 +1,181 @@
+"""The Atom feeds as a feed reader sees them: valid RFC 4287, read back by feedparser."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import feedparser
+import pytest
+from conftest import ATOM_SCHEMA, NOW, Site, article_text
+from lxml import etree
+
+from digest.errors import OutputError
+from digest.jobs import build
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture(scope="module")
+def relaxng() -> etree.RelaxNG:
+    return etree.RelaxNG(etree.parse(str(ATOM_SCHEMA)))
+
+
+def _feeds(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.xml"))
+
+
+def test_every_seed_feed_is_valid_atom_and_reads_back(site: Site, relaxng: etree.RelaxNG) -> None:
+    site.add_seeds()
+    build(site.config(), NOW)
+    feeds = _feeds(site.feeds)
+    assert [f.name for f in feeds][:1] == ["index.xml"] or "index.xml" in [f.name for f in feeds]
+    assert len(feeds) == 4  # the site feed and the seed's three topics
+    for path in feeds:
+        document = etree.parse(str(path))
+        assert relaxng.validate(document), f"{path.name}: {relaxng.error_log}"
+        parsed = feedparser.parse(path.read_bytes())
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        assert parsed.version == "atom10"
+    site_feed = feedparser.parse((site.feeds / "index.xml").read_bytes())
+    assert site_feed.feed.title == "Test Site"
+    assert site_feed.feed.language == "zh-CN"
+    assert site_feed.feed.generator == "digest"
+    self_links = [link for link in site_feed.feed.links if link.rel == "self"]
+    assert self_links == [{"rel": "self", "type": "application/atom+xml",
+                           "href": "https://example.com/feeds/index.xml"}]
+    entry = site_feed.entries[0]
+    assert entry.id == "tag:example.com,2025-06-25:/posts/000_040d16bb7ab5a125/"
+    assert entry.title == "Kimi能否穿越“月之暗面”：AI创业浪潮中的战略迷思与重塑之路"
+    assert entry.published == "2025-06-25T17:10:04+08:00"
+    assert entry.updated == "2025-06-25T17:10:04+08:00"
+    assert site_feed.feed.updated == "2025-06-25T17:10:04+08:00"
+    assert entry.links == [{"rel": "alternate", "type": "text/html",
+                            "href": "https://example.com/posts/000_040d16bb7ab5a125/"}]
+    topics = [t.term for t in entry.tags if t.scheme == "https://example.com/topics/"]
+    tags = [t.term for t in entry.tags if t.scheme == "https://example.com/tags/"]
+    assert topics == ["产业生态与商业版图", "投融资与市场洞察", "前沿模型与算法"]
+    assert tags[:3] == ["Kimi", "月之暗面", "人工智能"] and len(tags) == 10
+    assert entry.summary.startswith("曾几何时被寄予厚望的Kimi")
+    image = "https://example.com/newsimages/selected_image_YYYY-06-Jun%2025%2C%202025_17-02-32-608.jpg"
+    assert entry.media_thumbnail == [{"url": image}]
+    assert entry.content[0].type == "text/html"
+    content = entry.content[0].value
+    assert content.startswith("<p><img ") and f'src="{image}"' in content.split(">", 2)[1]
+
+
+def test_entry_links_keep_rel_and_type_despite_feedgen_135(site: Site) -> None:
+    site.add("a.md", article_text(title="A", main_topics=["One"]))
+    build(site.config(), NOW)
+    tree = etree.parse(str(site.feeds / "index.xml"))
+    links = tree.findall(f"{ATOM}entry/{ATOM}link")
+    assert [dict(link.attrib) for link in links] == [
+        {"rel": "alternate", "type": "text/html", "href": "https://example.com/posts/a/"}
+    ]
+
+
+def test_newest_first_ties_by_id_and_at_most_max_entries(site: Site) -> None:
+    site.set("feeds", max_entries=3)
+    for name, date in [("b", "2025-06-01"), ("a", "2025-06-01"), ("c", "2025-06-03"), ("d", "2025-05-01")]:
+        site.add(f"{name}.md", article_text(title=name.upper(), date=date, id=f"urn:x:{name}"))
+    build(site.config(), NOW)
+    parsed = feedparser.parse((site.feeds / "index.xml").read_bytes())
+    assert [e.id for e in parsed.entries] == ["urn:x:c", "urn:x:a", "urn:x:b"]
+
+
+def test_updated_is_the_newest_entry_and_never_the_build_time(site: Site) -> None:
+    site.add("a.md", article_text(title="A", date="2025-06-01T10:00:00+08:00",
+                                  lastmod="2025-06-05T10:00:00+08:00"))
+    site.add("b.md", article_text(title="B", date="2025-06-03T10:00:00+08:00"))
+    build(site.config(), NOW)
+    first = (site.feeds / "index.xml").read_bytes()
+    assert b"<updated>2025-06-05T10:00:00+08:00</updated>\n  <author>" in first
+    build(site.config(), NOW + dt.timedelta(days=30))
+    assert (site.feeds / "index.xml").read_bytes() == first
+
+
+def test_an_empty_feed_has_a_fixed_updated(site: Site, relaxng: etree.RelaxNG) -> None:
+    site.add("draft.md", article_text(title="D", draft=True))
+    build(site.config(), NOW)
+    data = (site.feeds / "index.xml").read_bytes()
+    assert b"<updated>1970-01-01T00:00:00+00:00</updated>" in data
+    assert relaxng.validate(etree.fromstring(data))
+
+
+def test_a_topic_that_disappears_loses_its_feed_but_foreign_files_stay(site: Site) -> None:
+    path = site.add("a.md", article_text(title="A", main_topics=["Gone Soon"]))
+    site.feeds.mkdir()
+    (site.feeds / "robots.txt").write_text("mine")
+    build(site.config(), NOW)
+    assert (site.feeds / "gone-soon.xml").exists()
+    path.write_text(article_text(title="A", main_topics=["Other"]), encoding="utf-8")
+    report = build(site.config(), NOW)
+    assert "gone-soon.xml" in report.removed
+    assert not (site.feeds / "gone-soon.xml").exists()
+    assert (site.feeds / "other.xml").exists()
+    assert (site.feeds / "robots.txt").read_text() == "mine"
+
+
+def test_case_variant_topics_share_one_feed_named_by_the_first_spelling(site: Site) -> None:
+    site.add("1.md", article_text(title="One", date="2025-06-01", main_topics=["AI"]))
+    site.add("2.md", article_text(title="Two", date="2025-06-02", main_topics=["ai "]))
+    site.add("3.md", article_text(title="Three", date="2025-06-03", main_topics="Ai"))
+    build(site.config(), NOW)
+    assert sorted(p.name for p in _feeds(site.feeds)) == ["ai.xml", "index.xml"]
+    parsed = feedparser.parse((site.feeds / "ai.xml").read_bytes())
+    assert parsed.feed.title == "Test Site · AI"
+    assert len(parsed.entries) == 3
+
+
+def test_topic_without_ascii_gets_a_stable_hashed_file_name(site: Site) -> None:
+    # sha256 of the topic key: the same on every machine and Python run (unlike hash()).
+    site.add("1.md", article_text(title="One", main_topics=["具身智能与机器人"]))
+    build(site.config(), NOW)
+    names = sorted(p.name for p in _feeds(site.feeds))
+    assert names == ["index.xml", "topic-99597a149f.xml"]
+
+
+def test_topic_slugs_from_config_name_the_files(site: Site) -> None:
+    site.write_config('[feeds.topic_slugs]\n"前沿模型与算法" = "models"\n')
+    site.add("1.md", article_text(title="One", main_topics=["前沿模型与算法"]))
+    build(site.config(), NOW)
+    assert (site.feeds / "models.xml").exists()
+
+
+def test_two_topics_on_one_file_name_is_an_error_not_an_overwrite(site: Site) -> None:
+    site.write_config('[feeds.topic_slugs]\n"甲" = "same"\n"乙" = "same"\n')
+    site.add("1.md", article_text(title="One", main_topics=["甲", "乙"]))
+    with pytest.raises(OutputError, match="would share the feed file same.xml"):
+        build(site.config(), NOW)
+    assert not (site.feeds / "same.xml").exists()
+
+
+def test_a_traversal_shaped_topic_stays_inside_feeds(site: Site, tmp_path: Path) -> None:
+    site.add("1.md", article_text(title="One", main_topics=["../../x", "/etc/passwd", "..\\\\y"]))
+    build(site.config(), NOW)
+    written = {p.relative_to(site.feeds).as_posix() for p in site.feeds.rglob("*") if p.is_file()}
+    assert written == {".digest-manifest.json", "feeds.opml", "index.html", "index.xml",
+                       "x.xml", "etc-passwd.xml", "y.xml"}
+    outside = {p for p in site.root.parent.rglob("*.xml") if not p.is_relative_to(site.feeds)}
+    assert outside == set()
+
+
+def test_opml_and_index_page_list_every_feed_with_autodiscovery(site: Site) -> None:
+    site.add("1.md", article_text(title="One", main_topics=["AI", "Chips"]))
+    build(site.config(), NOW)
+    opml = etree.parse(str(site.feeds / "feeds.opml"))
+    urls = [o.get("xmlUrl") for o in opml.iter("outline")]
+    assert urls == ["https://example.com/feeds/index.xml", "https://example.com/feeds/ai.xml",
+                    "https://example.com/feeds/chips.xml"]
+    page = (site.feeds / "index.html").read_text(encoding="utf-8")
+    assert page.count('<link rel="alternate" type="application/atom+xml"') == 3
+    assert 'href="https://example.com/feeds/chips.xml"' in page
+
+
+def test_summary_only_feeds_when_full_content_is_off(site: Site) -> None:
+    site.set("feeds", full_content=False)
+    site.add("1.md", article_text(title="One", body="Secret second paragraph.", summary="Short."))
+    build(site.config(), NOW)
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert "Secret" not in entry.content[0].value
+    assert "Short." in entry.content[0].value and "https://example.com/posts/1/" in entry.content[0].value
