@@ -1,0 +1,74 @@
+"""The feeds built from the shipped seeds, byte for byte.
+
+Regenerate the golden files only on purpose, and review the diff:  DIGEST_UPDATE_GOLDEN=1 make test
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import NOW, PROJECT
+
+from digest.config import load_config
+from digest.jobs import build
+
+GOLDEN = PROJECT / "tests" / "golden" / "feeds"
+COMMITTED = PROJECT / "feeds"
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def seeds_site(tmp_path: Path) -> Path:
+    """The shipped config.toml and seeds/, in a folder of their own."""
+    shutil.copy(PROJECT / "config.toml", tmp_path / "config.toml")
+    shutil.copytree(PROJECT / "seeds", tmp_path / "seeds")
+    return tmp_path
+
+
+def test_seed_feeds_match_the_golden_files(seeds_site: Path) -> None:
+    config = load_config(seeds_site / "config.toml")
+    report = build(config, NOW)
+    assert report.problems == []
+    produced = _tree(seeds_site / "feeds")
+    if os.environ.get("DIGEST_UPDATE_GOLDEN") == "1":
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        shutil.copytree(seeds_site / "feeds", GOLDEN)
+    assert sorted(produced) == sorted(_tree(GOLDEN))
+    for name, data in produced.items():
+        assert data == (GOLDEN / name).read_bytes(), f"{name} differs from tests/golden/feeds/{name}"
+
+
+def test_a_rebuild_is_byte_identical_and_rewrites_nothing(seeds_site: Path) -> None:
+    config = load_config(seeds_site / "config.toml")
+    build(config, NOW)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (seeds_site / "feeds").rglob("*")}
+    again = build(config, NOW)
+    assert again.written == [] and again.removed == []
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (seeds_site / "feeds").rglob("*")}
+    assert after == before
+
+
+def test_a_build_without_any_cache_gives_the_same_bytes(seeds_site: Path) -> None:
+    config = load_config(seeds_site / "config.toml")
+    build(config, NOW)
+    first = _tree(seeds_site / "feeds")
+    shutil.rmtree(seeds_site / ".digest")
+    shutil.rmtree(seeds_site / "feeds")
+    build(config, NOW, workers=1)
+    assert _tree(seeds_site / "feeds") == first
+
+
+def test_the_committed_feeds_are_what_make_run_writes() -> None:
+    """`make run` builds at the real clock; the seeds hold no publish or expiry time between the golden
+    `NOW` and 2099, so its feeds equal the golden ones, and the committed feeds/ must too."""
+    assert _tree(COMMITTED) == _tree(GOLDEN), "run `make run` and commit feeds/"
