@@ -102,8 +102,24 @@ def bench_feeds(size: int, work: Path, rows: list[list[str]]) -> None:
     corpus = work / f"corpus-{size}"
     if not corpus.exists():
         print(f"  generating {size} articles …", file=sys.stderr)
-        subprocess.run([sys.executable, str(GENERATOR), "--n", str(size), "--out", str(corpus), "--seed", "1",
-                        "--topics", "14", "--now", NOW], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                str(GENERATOR),
+                "--n",
+                str(size),
+                "--out",
+                str(corpus),
+                "--seed",
+                "1",
+                "--topics",
+                "14",
+                "--now",
+                NOW,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     site = work / f"site-{size}"
     site.mkdir(exist_ok=True)
     config = write_config(site, corpus)
@@ -114,8 +130,17 @@ def bench_feeds(size: int, work: Path, rows: list[list[str]]) -> None:
             subprocess.run(["sync"], check=False)
         seconds, mib, status = measure(build)
         target = TARGETS.get(("feeds", label, size), ("", ""))
-        rows.append([f"build {label}", f"{size:,}", f"{seconds:.2f} s", target[0], f"{mib:.0f} MiB", target[1],
-                     "" if status in (0, 3) else f"exit {status}"])
+        rows.append(
+            [
+                f"build {label}",
+                f"{size:,}",
+                f"{seconds:.2f} s",
+                target[0],
+                f"{mib:.0f} MiB",
+                target[1],
+                "" if status in (0, 3) else f"exit {status}",
+            ]
+        )
 
 
 def timed(function: Callable[[], object], repeat: int = 5) -> float:
@@ -132,8 +157,17 @@ def bench_digest(work: Path, rows: list[list[str]]) -> None:
     from digest_bench import thirty_article_digest
 
     seconds, detail = thirty_article_digest(work, timed)
-    rows.append(["digest render+inline+message", "30 articles", f"{seconds * 1000:.0f} ms", "≤ 300 ms", "", "",
-                 detail])
+    rows.append(
+        [
+            "digest render+inline+message",
+            "30 articles",
+            f"{seconds * 1000:.0f} ms",
+            "≤ 300 ms",
+            "",
+            "",
+            detail,
+        ]
+    )
 
 
 def bench_smtp(work: Path, rows: list[list[str]]) -> None:
@@ -141,8 +175,17 @@ def bench_smtp(work: Path, rows: list[list[str]]) -> None:
     from smtp_bench import deliver_to_many
 
     count, seconds, detail = deliver_to_many(work, 10_000)
-    rows.append(["smtp delivery", f"{count:,} recipients", f"{count / seconds:.0f} msg/s", "≥ 300 msg/s", "", "",
-                 detail])
+    rows.append(
+        [
+            "smtp delivery",
+            f"{count:,} recipients",
+            f"{count / seconds:.0f} msg/s",
+            "≥ 300 msg/s",
+            "",
+            "",
+            detail,
+        ]
+    )
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -156,7 +199,9 @@ def print_table(rows: list[list[str]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1000,10000"))
     parser.add_argument("--only", choices=["feeds", "digest", "smtp"], default=None)
     parser.add_argument("--keep", type=Path, default=None, help="reuse this folder for corpora (kept)")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import NOW_ISO, PROJECT, Site, article_text
 
 from digest.cli import main
+
+from conftest import NOW_ISO, PROJECT, Site, article_text
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import time
 
 import feedparser
 import pytest
-from conftest import NOW, Site, article_text
-
 from lxml import etree
 
 from digest.content import collect, is_published
 from digest.jobs import build
+
+from conftest import NOW, Site, article_text
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -28,10 +28,18 @@ def test_drafts_future_and_expired_articles_are_not_published(site: Site) -> Non
     site.add("draft.md", article_text(title="Draft", draft=True))
     site.add("draft-string.md", article_text(title="Draft string", draft='"true"'))
     site.add("future.md", article_text(title="Future", date="2025-07-01T10:00:00+08:00"))
-    site.add("scheduled.md", article_text(title="Scheduled", date="2025-06-01T10:00:00+08:00",
-                                          publishDate="2025-07-02T00:00:00+08:00"))
-    site.add("expired.md", article_text(title="Expired", date="2025-06-01T10:00:00+08:00",
-                                        expiryDate="2025-06-29T00:00:00+08:00"))
+    site.add(
+        "scheduled.md",
+        article_text(
+            title="Scheduled", date="2025-06-01T10:00:00+08:00", publishDate="2025-07-02T00:00:00+08:00"
+        ),
+    )
+    site.add(
+        "expired.md",
+        article_text(
+            title="Expired", date="2025-06-01T10:00:00+08:00", expiryDate="2025-06-29T00:00:00+08:00"
+        ),
+    )
     report = build(site.config(), NOW)
     assert report.problems == []
     assert _titles_in_site_feed(site) == ["Live"]
@@ -40,12 +48,22 @@ def test_drafts_future_and_expired_articles_are_not_published(site: Site) -> Non
 def test_the_publish_rules_follow_the_clock() -> None:
     from dataclasses import replace
 
-    from conftest import SEED_ARTICLE
-
     from digest.content import _ParseSettings, parse_article
 
-    settings = _ParseSettings(str(SEED_ARTICLE.parent), "seeds", "https://example.com/", "Asia/Shanghai", "",
-                              "/posts/{slug}/", "main_topics", ("summary",), ("featured_image",), 5_000_000)
+    from conftest import SEED_ARTICLE
+
+    settings = _ParseSettings(
+        str(SEED_ARTICLE.parent),
+        "seeds",
+        "https://example.com/",
+        "Asia/Shanghai",
+        "",
+        "/posts/{slug}/",
+        "main_topics",
+        ("summary",),
+        ("featured_image",),
+        5_000_000,
+    )
     article = parse_article(SEED_ARTICLE.name, SEED_ARTICLE.read_bytes(), settings)
     published_at = dt.datetime(2025, 6, 25, 17, 10, 4, tzinfo=SHANGHAI)
     assert not is_published(article, published_at - dt.timedelta(seconds=1))
@@ -77,9 +95,14 @@ def test_a_bom_and_crlf_file_is_read_whole(site: Site) -> None:
 
 
 def test_toml_and_json_front_matter(site: Site) -> None:
-    site.add("toml.md", '+++\ntitle = "From TOML"\ndate = 2025-06-20T08:00:00+08:00\n'
-                        'tags = ["x"]\nmain_topics = "T"\n+++\n\nBody.\n')
-    site.add("json.md", '{\n  "title": "From JSON",\n  "date": "2025-06-21",\n  "draft": "false"\n}\n\nBody.\n')
+    site.add(
+        "toml.md",
+        '+++\ntitle = "From TOML"\ndate = 2025-06-20T08:00:00+08:00\n'
+        'tags = ["x"]\nmain_topics = "T"\n+++\n\nBody.\n',
+    )
+    site.add(
+        "json.md", '{\n  "title": "From JSON",\n  "date": "2025-06-21",\n  "draft": "false"\n}\n\nBody.\n'
+    )
     articles = {a.title: a for a in collect(site.config()).articles}
     assert articles["From TOML"].topics == ("T",)
     assert articles["From TOML"].date == dt.datetime(2025, 6, 20, 8, tzinfo=SHANGHAI)
@@ -97,8 +120,16 @@ def test_tags_and_topics_may_be_one_string(site: Site) -> None:
 
 def test_topic_field_summary_and_image_fields_follow_the_config(site: Site) -> None:
     site.set("content", topic_field="categories", summary_fields=["description"], image_fields=["images"])
-    site.add("a.md", article_text(title="A", categories=["Go", "go"], description="From description",
-                                  summary="ignored", images=["first.png", "second.png"]))
+    site.add(
+        "a.md",
+        article_text(
+            title="A",
+            categories=["Go", "go"],
+            description="From description",
+            summary="ignored",
+            images=["first.png", "second.png"],
+        ),
+    )
     [article] = collect(site.config()).articles
     assert article.topics == ("Go",)
     assert article.summary == "From description"
@@ -145,26 +176,53 @@ def test_two_articles_with_one_slug_are_both_reported(site: Site) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        ("no-title.md", "---\ndate: 2025-06-01\n---\nx\n",
-         "content/no-title.md:2: front matter: 'title' is missing (add a 'title:' line)"),
-        ("bad-date.md", "---\ntitle: T\ndraft: false\ndate: next tuesday\n---\nx\n",
-         "content/bad-date.md:4: front matter: 'date' is not a date ('next tuesday') "
-         "(use ISO 8601, e.g. 2025-06-25T17:10:04+08:00 or 2025-06-25)"),
-        ("bad-yaml.md", "---\ntitle: T\ndate: 2025-06-01\ntags: [a, b\n---\nx\n",
-         "content/bad-yaml.md:4: front matter: YAML: did not find expected ',' or ']'"),
-        ("bad-indent.md", "---\ntitle: T\n  date: 2025-06-01\n---\nx\n",
-         "content/bad-indent.md:3: front matter: YAML: mapping values are not allowed in this context"),
-        ("bad-draft.md", "---\ntitle: T\ndate: 2025-06-01\ndraft: maybe\n---\nx\n",
-         "content/bad-draft.md:4: front matter: 'draft' must be true or false, not 'maybe'"),
-        ("bad-tags.md", "---\ntitle: T\ndate: 2025-06-01\ntags: {a: 1}\n---\nx\n",
-         "content/bad-tags.md:4: front matter: 'tags' must be a list of text or one text"),
-        ("no-front-matter.md", "Just text.\n",
-         "content/no-front-matter.md:1: no front matter "
-         "(start the file with '---' (YAML), '+++' (TOML) or a JSON object)"),
-        ("unclosed.md", "---\ntitle: T\n",
-         "content/unclosed.md:1: front matter: no closing '---' (end the front matter with a line '---')"),
-        ("latin1.md", "---\ntitle: caf\xe9\ndate: 2025-06-01\n---\n".encode("latin-1"),
-         "content/latin1.md:2: not UTF-8 text (save the file as UTF-8)"),
+        (
+            "no-title.md",
+            "---\ndate: 2025-06-01\n---\nx\n",
+            "content/no-title.md:2: front matter: 'title' is missing (add a 'title:' line)",
+        ),
+        (
+            "bad-date.md",
+            "---\ntitle: T\ndraft: false\ndate: next tuesday\n---\nx\n",
+            "content/bad-date.md:4: front matter: 'date' is not a date ('next tuesday') "
+            "(use ISO 8601, e.g. 2025-06-25T17:10:04+08:00 or 2025-06-25)",
+        ),
+        (
+            "bad-yaml.md",
+            "---\ntitle: T\ndate: 2025-06-01\ntags: [a, b\n---\nx\n",
+            "content/bad-yaml.md:4: front matter: YAML: did not find expected ',' or ']'",
+        ),
+        (
+            "bad-indent.md",
+            "---\ntitle: T\n  date: 2025-06-01\n---\nx\n",
+            "content/bad-indent.md:3: front matter: YAML: mapping values are not allowed in this context",
+        ),
+        (
+            "bad-draft.md",
+            "---\ntitle: T\ndate: 2025-06-01\ndraft: maybe\n---\nx\n",
+            "content/bad-draft.md:4: front matter: 'draft' must be true or false, not 'maybe'",
+        ),
+        (
+            "bad-tags.md",
+            "---\ntitle: T\ndate: 2025-06-01\ntags: {a: 1}\n---\nx\n",
+            "content/bad-tags.md:4: front matter: 'tags' must be a list of text or one text",
+        ),
+        (
+            "no-front-matter.md",
+            "Just text.\n",
+            "content/no-front-matter.md:1: no front matter "
+            "(start the file with '---' (YAML), '+++' (TOML) or a JSON object)",
+        ),
+        (
+            "unclosed.md",
+            "---\ntitle: T\n",
+            "content/unclosed.md:1: front matter: no closing '---' (end the front matter with a line '---')",
+        ),
+        (
+            "latin1.md",
+            "---\ntitle: caf\xe9\ndate: 2025-06-01\n---\n".encode("latin-1"),
+            "content/latin1.md:2: not UTF-8 text (save the file as UTF-8)",
+        ),
     ],
 )
 def test_a_broken_article_is_reported_with_path_and_line_and_the_others_publish(
@@ -207,8 +265,11 @@ def test_a_yaml_alias_bomb_neither_hangs_nor_exhausts_memory(site: Site) -> None
 
 
 def test_control_characters_never_reach_the_feed(site: Site) -> None:
-    site.add("ctl.md", '---\ntitle: "Bell\\a and\\v tab"\ndate: 2025-06-01\nsummary: "NUL\\0 gone"\n---\n\n'
-                       "Text with \x01 and \x1f inside.\n")
+    site.add(
+        "ctl.md",
+        '---\ntitle: "Bell\\a and\\v tab"\ndate: 2025-06-01\nsummary: "NUL\\0 gone"\n---\n\n'
+        "Text with \x01 and \x1f inside.\n",
+    )
     report = build(site.config(), NOW)
     assert report.problems == []
     data = (site.feeds / "index.xml").read_bytes()
@@ -220,8 +281,10 @@ def test_control_characters_never_reach_the_feed(site: Site) -> None:
 
 
 def test_relative_links_become_absolute_against_the_permalink(site: Site) -> None:
-    body = ('[up](../other/) [root](/about/) [same](notes.html) [frag](#top) [ext](https://example.org/x)\n\n'
-            '<img src="pic.png" srcset="pic.png 1x, /big/pic.png 2x">\n\n![alt](images/a b.png)')
+    body = (
+        "[up](../other/) [root](/about/) [same](notes.html) [frag](#top) [ext](https://example.org/x)\n\n"
+        '<img src="pic.png" srcset="pic.png 1x, /big/pic.png 2x">\n\n![alt](images/a b.png)'
+    )
     site.add("links.md", article_text(title="Links", body=body))
     build(site.config(), NOW)
     # Read the raw XML: feedparser's own sanitizer drops srcset.
@@ -231,14 +294,18 @@ def test_relative_links_become_absolute_against_the_permalink(site: Site) -> Non
     assert 'href="https://example.com/about/"' in content
     assert 'href="https://example.com/posts/links/notes.html"' in content
     assert 'href="https://example.org/x"' in content
-    assert 'srcset="https://example.com/posts/links/pic.png 1x, https://example.com/big/pic.png 2x"' in content
+    assert (
+        'srcset="https://example.com/posts/links/pic.png 1x, https://example.com/big/pic.png 2x"' in content
+    )
     assert 'src="https://example.com/posts/links/pic.png"' in content
 
 
 def test_unsafe_html_is_removed_from_feed_content(site: Site) -> None:
-    body = ('<script>alert(1)</script><iframe src="https://evil.example/"></iframe>'
-            '<object data="x"></object><embed src="x"><style>p{}</style>\n\n'
-            '<a href="javascript:alert(1)" onclick="steal()">click</a> <img src="a.png" onerror="x()">')
+    body = (
+        '<script>alert(1)</script><iframe src="https://evil.example/"></iframe>'
+        '<object data="x"></object><embed src="x"><style>p{}</style>\n\n'
+        '<a href="javascript:alert(1)" onclick="steal()">click</a> <img src="a.png" onerror="x()">'
+    )
     site.add("xss.md", article_text(title="XSS", body=body))
     build(site.config(), NOW)
     content = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0].content[0].value

@@ -10,10 +10,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import NOW, PROJECT
 
 from digest.config import load_config
 from digest.jobs import build
+
+from conftest import NOW, PROJECT
 
 GOLDEN = PROJECT / "tests" / "golden" / "feeds"
 COMMITTED = PROJECT / "feeds"

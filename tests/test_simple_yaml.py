@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED
 
 from digest import simple_yaml
 from digest.content import split_front_matter
+
+from conftest import SHARED
 
 TRICKY = [
     "title: plain\ndate: 2025-06-25T17:10:04+08:00\ndraft: false",
@@ -32,14 +33,14 @@ TRICKY = [
     "list:\n  - - nested\n",
     "url: https://example.com/a:b\n",
     "tags: [http://x]\n",
-    "title: \"unterminated\n",
-    "title: \"\\u00e9\"\n",
+    'title: "unterminated\n',
+    'title: "\\u00e9"\n',
     "# comment\ntitle: after comment\n\n",
     "title: 中文标题：带全角冒号\nsummary: 曾几何时，Kimi……\n",
     "title: trailing spaces   \n",
     "- top level list\n",
     "title: '@mention'\n",
-    "title: \"#hash\"\n",
+    'title: "#hash"\n',
 ]
 
 
@@ -52,13 +53,30 @@ def test_fast_reader_equals_pyyaml_or_declines(text: str) -> None:
 
 def test_fast_reader_answers_for_the_plain_shape() -> None:
     assert simple_yaml.load("title: T\ntags:\n  - a\n  - b\ndraft: false\n") == {
-        "title": "T", "tags": ["a", "b"], "draft": False}
+        "title": "T",
+        "tags": ["a", "b"],
+        "draft": False,
+    }
 
 
 def test_fast_reader_equals_pyyaml_on_a_generated_corpus(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
-    subprocess.run([sys.executable, str(SHARED / "corpus" / "gen.py"), "--n", "400", "--out", str(out),
-                    "--seed", "7", "--topics", "14"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(SHARED / "corpus" / "gen.py"),
+            "--n",
+            "400",
+            "--out",
+            str(out),
+            "--seed",
+            "7",
+            "--topics",
+            "14",
+        ],
+        check=True,
+        capture_output=True,
+    )
     answered = 0
     for path in sorted(out.iterdir()):
         text = path.read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from .feeds import RenderedEntry
 
 CACHE_VERSION = 2
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS parse_cache (
     key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, value BLOB NOT NULL);
@@ -30,7 +30,6 @@ CREATE TABLE IF NOT EXISTS build_fingerprint (folder TEXT PRIMARY KEY, fingerpri
 CREATE TABLE IF NOT EXISTS build_record (
     folder TEXT PRIMARY KEY, signature TEXT NOT NULL, valid_from TEXT NOT NULL, valid_until TEXT NOT NULL,
     report BLOB NOT NULL);
-INSERT OR IGNORE INTO cache_meta VALUES ('version', '{CACHE_VERSION}');
 """
 
 
@@ -57,10 +56,13 @@ class Cache:
         except sqlite3.OperationalError:
             row = None
         if row is not None and row[0] != str(CACHE_VERSION):
-            self.db.executescript("DROP TABLE IF EXISTS parse_cache; DROP TABLE IF EXISTS render_cache; "
-                                  "DROP TABLE IF EXISTS build_fingerprint; DROP TABLE IF EXISTS build_record; "
-                                  "DROP TABLE cache_meta;")
+            self.db.executescript(
+                "DROP TABLE IF EXISTS parse_cache; DROP TABLE IF EXISTS render_cache; "
+                "DROP TABLE IF EXISTS build_fingerprint; DROP TABLE IF EXISTS build_record; "
+                "DROP TABLE cache_meta;"
+            )
         self.db.executescript(_SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO cache_meta VALUES ('version', ?)", (str(CACHE_VERSION),))
         self._parsed: dict[str, tuple[int, int, bytes]] | None = None
 
     # -- parse cache (content.ParseCache)
@@ -80,14 +82,19 @@ class Cache:
         return size, mtime, parsed
 
     def store(self, entries: Sequence[tuple[str, int, int, Article | Problem]]) -> None:
-        rows = [(key, size, mtime, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-                for key, size, mtime, value in entries]
+        rows = [
+            (key, size, mtime, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            for key, size, mtime, value in entries
+        ]
         with _transaction(self.db):
             self.db.executemany("INSERT OR REPLACE INTO parse_cache VALUES (?, ?, ?, ?)", rows)
 
     def forget_except(self, keys: set[str]) -> None:
-        known = set(self._parsed or ()) if self._parsed is not None else {
-            k for (k,) in self.db.execute("SELECT key FROM parse_cache")}
+        known = (
+            set(self._parsed or ())
+            if self._parsed is not None
+            else {k for (k,) in self.db.execute("SELECT key FROM parse_cache")}
+        )
         stale = known - keys
         if stale:
             with _transaction(self.db):
@@ -99,7 +106,7 @@ class Cache:
         wanted = list(keys)
         found: dict[str, RenderedEntry] = {}
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for key, html, summary, image in self.db.execute(
                 f"SELECT key, html, summary, image FROM render_cache WHERE key IN ({marks})",  # noqa: S608
@@ -110,15 +117,19 @@ class Cache:
 
     def store_rendered(self, entries: dict[str, RenderedEntry], keep: set[str]) -> None:
         with _transaction(self.db):
-            self.db.executemany("INSERT OR REPLACE INTO render_cache VALUES (?, ?, ?, ?)",
-                                [(k, e.html, e.summary, e.image) for k, e in entries.items()])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO render_cache VALUES (?, ?, ?, ?)",
+                [(k, e.html, e.summary, e.image) for k, e in entries.items()],
+            )
             stale = {k for (k,) in self.db.execute("SELECT key FROM render_cache")} - keep
             self.db.executemany("DELETE FROM render_cache WHERE key = ?", [(k,) for k in stale])
 
     # -- build fingerprints
 
     def fingerprint(self, folder: str) -> str | None:
-        row = self.db.execute("SELECT fingerprint FROM build_fingerprint WHERE folder = ?", (folder,)).fetchone()
+        row = self.db.execute(
+            "SELECT fingerprint FROM build_fingerprint WHERE folder = ?", (folder,)
+        ).fetchone()
         return str(row[0]) if row else None
 
     def set_fingerprint(self, folder: str, fingerprint: str) -> None:

@@ -28,7 +28,7 @@ EXIT_DELIVERY_FAILED = 4
 EXIT_NOTHING_NEW = 5
 
 
-class _Now(click.ParamType):
+class _Now(click.ParamType):  # type: ignore[type-arg]
     """An ISO 8601 time; a naive one is taken in the site timezone later, so it stays naive here."""
 
     name = "ISO-8601"
@@ -43,7 +43,9 @@ class _Now(click.ParamType):
 
 
 NOW_OPTION = click.option(
-    "--now", type=_Now(), default=None,
+    "--now",
+    type=_Now(),
+    default=None,
     help="Act as if it were this time (ISO 8601; naive = site timezone). Default: the current time.",
 )
 
@@ -55,7 +57,7 @@ def _resolve_now(now: dt.datetime | None, config: Config) -> dt.datetime:
 
 
 def _config(ctx: click.Context) -> Config:
-    config = ctx.obj.get("config")
+    config: Config | None = ctx.obj.get("config")
     if config is None:
         try:
             config = load_config(ctx.obj["config_path"])
@@ -76,8 +78,12 @@ def _report_problems(problems: list[Any]) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("config.toml"), envvar="DIGEST_CONFIG", show_default=True,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config.toml"),
+    envvar="DIGEST_CONFIG",
+    show_default=True,
     help="The configuration file (env DIGEST_CONFIG).",
 )
 @click.version_option(package_name="digest")
@@ -148,8 +154,12 @@ def run(ctx: click.Context, now: dt.datetime | None) -> None:
 
 @main.command()
 @NOW_OPTION
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the next digest's HTML to this file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the next digest's HTML to this file.",
+)
 @click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and re-render on every change.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.pass_context

@@ -182,7 +182,9 @@ def load_config(path: str | Path) -> Config:
     for name, table in raw.items():
         if name not in _SECTIONS:
             raise ConfigError(
-                f"unknown section [{name}]", path=where, key=name,
+                f"unknown section [{name}]",
+                path=where,
+                key=name,
                 hint="known sections: " + ", ".join(_SECTIONS),
             )
         if not isinstance(table, dict):
@@ -200,7 +202,9 @@ def _build_section(name: str, cls: type, table: dict[str, Any], root: Path, wher
     for key, value in table.items():
         if key not in by_key:
             raise ConfigError(
-                f"unknown key '{name}.{key}'", path=where, key=f"{name}.{key}",
+                f"unknown key '{name}.{key}'",
+                path=where,
+                key=f"{name}.{key}",
                 hint="known keys: " + ", ".join(by_key),
             )
         attr = by_key[key].name
@@ -218,8 +222,14 @@ def _type_name(annotation: Any) -> str:
         return f"a list of {_type_name(get_args(annotation)[0])}"
     if origin is dict:
         return "a table of strings"
-    return {str: "a string", int: "an integer", bool: "true or false", float: "a number",
-            Path: "a path", dt.datetime: "a date"}.get(annotation, str(annotation))
+    return {
+        str: "a string",
+        int: "an integer",
+        bool: "true or false",
+        float: "a number",
+        Path: "a path",
+        dt.datetime: "a date",
+    }.get(annotation, str(annotation))
 
 
 def _coerce(value: Any, annotation: Any, key: str, root: Path, where: str) -> Any:
@@ -292,18 +302,19 @@ def _check(config: Config, where: str) -> None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
             f"'site.timezone' is not a known timezone: {config.site.timezone!r}",
-            path=where, key="site.timezone", hint='an IANA name such as "Asia/Shanghai"',
+            path=where,
+            key="site.timezone",
+            hint='an IANA name such as "Asia/Shanghai"',
         ) from None
     parts = urlsplit(config.site.base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"'site.base_url' must be an absolute http(s) URL, not {config.site.base_url!r}",
-            path=where, key="site.base_url",
+            path=where,
+            key="site.base_url",
         )
     if "{slug}" not in config.content.permalink:
-        raise ConfigError(
-            "'content.permalink' must contain {slug}", path=where, key="content.permalink"
-        )
+        raise ConfigError("'content.permalink' must contain {slug}", path=where, key="content.permalink")
     if config.feeds.max_entries < 1:
         raise ConfigError("'feeds.max_entries' must be at least 1", path=where, key="feeds.max_entries")
     if config.delivery.max_attempts < 1:
@@ -314,5 +325,6 @@ def _check(config: Config, where: str) -> None:
         if not isinstance(row, dict) or not isinstance(row.get("email"), str):
             raise ConfigError(
                 "each entry of 'subscribers.list' must be a table with an 'email' string",
-                path=where, key="subscribers.list",
+                path=where,
+                key="subscribers.list",
             )

@@ -9,19 +9,16 @@ entry does.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import html
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urljoin
 from xml.sax.saxutils import quoteattr
-
-from feedgen.entry import FeedEntry
-from feedgen.ext.base import BaseEntryExtension, BaseExtension
-from feedgen.feed import FeedGenerator
-from lxml import etree
 
 from .config import Config
 from .content import Article, Topic, site_topics, topic_key
@@ -32,6 +29,7 @@ SITE_FEED = "index"
 GENERATOR = "digest"
 GENERATOR_URI = "https://pypi.org/project/digest/"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
+ATOM = "{http://www.w3.org/2005/Atom}"
 EMPTY_FEED_UPDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9_-]{0,80}$")
 _RESERVED = {SITE_FEED, "feeds"}
@@ -88,7 +86,8 @@ def topic_slug(topic: Topic, config: Config) -> str:
             if not _SLUG_OK.match(slug) or slug in _RESERVED:
                 raise OutputError(
                     f"'feeds.topic_slugs' gives {name!r} the file name {slug!r}",
-                    path=str(config.path), key="feeds.topic_slugs",
+                    path=str(config.path),
+                    key="feeds.topic_slugs",
                     hint="use lowercase letters, digits, '-' and '_', and not 'index'",
                 )
             return slug
@@ -101,8 +100,8 @@ def topic_slug(topic: Topic, config: Config) -> str:
 
 
 def _newest_first(articles: Sequence[Article]) -> list[Article]:
-    ordered = sorted(articles, key=lambda a: a.entry_id)
-    return sorted(ordered, key=lambda a: a.publish_date, reverse=True)
+    """Newest publish date first, ties broken by entry id (timestamps sort faster than aware datetimes)."""
+    return sorted(articles, key=lambda a: (-a.publish_date.timestamp(), a.entry_id))
 
 
 def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
@@ -121,7 +120,9 @@ def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
         if slug in owners:
             raise OutputError(
                 f"topics {owners[slug].name!r} and {topic.name!r} would share the feed file {slug}.xml",
-                path=str(config.path), key="feeds.topic_slugs", hint="give one of them its own slug",
+                path=str(config.path),
+                key="feeds.topic_slugs",
+                hint="give one of them its own slug",
             )
         owners[slug] = topic
         title = clean_xml_text(f"{config.site.title} · {topic.name}")
@@ -133,33 +134,41 @@ def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
 # ---------------------------------------------------------------- feedgen, with two fixes
 
 
-class _MediaExtension(BaseExtension):  # type: ignore[misc]
-    def extend_ns(self) -> dict[str, str]:
-        return {"media": MEDIA_NS}
+@functools.cache
+def _feedgen() -> tuple[type, type, type]:
+    """feedgen and our two extensions, imported on first use: a build with nothing to do never needs them."""
+    from feedgen.ext.base import BaseEntryExtension, BaseExtension
+    from feedgen.feed import FeedGenerator
 
+    class MediaExtension(BaseExtension):  # type: ignore[misc]
+        def extend_ns(self) -> dict[str, str]:
+            return {"media": MEDIA_NS}
 
-class _EntryFixes(BaseEntryExtension):  # type: ignore[misc]
-    """Writes entry links itself: feedgen 1.0.0 drops their rel/type/length (python-feedgen issue #135).
-    Also adds the featured image as media:thumbnail."""
+    class EntryFixes(BaseEntryExtension):  # type: ignore[misc]
+        """Writes entry links itself: feedgen 1.0.0 drops their rel/type/length (python-feedgen issue
+        #135). Also adds the featured image as media:thumbnail."""
 
-    def __init__(self) -> None:
-        self.links: list[dict[str, str]] = []
-        self.thumbnail = ""
+        def __init__(self) -> None:
+            self.links: list[dict[str, str]] = []
+            self.thumbnail = ""
 
-    def extend_atom(self, entry: etree._Element) -> etree._Element:
-        for old in entry.findall("{http://www.w3.org/2005/Atom}link"):
-            entry.remove(old)
-        anchor = entry.find("{http://www.w3.org/2005/Atom}content")
-        position = list(entry).index(anchor) + 1 if anchor is not None else len(entry)
-        for offset, attributes in enumerate(self.links):
-            link = etree.Element("{http://www.w3.org/2005/Atom}link", attrib=attributes)
-            entry.insert(position + offset, link)
-        if self.thumbnail:
-            etree.SubElement(entry, f"{{{MEDIA_NS}}}thumbnail", url=self.thumbnail)
-        return entry
+        def extend_atom(self, entry: Any) -> Any:
+            from lxml import etree
 
-    def extend_rss(self, item: etree._Element) -> etree._Element:  # pragma: no cover - Atom only
-        return item
+            for old in entry.findall(f"{ATOM}link"):
+                entry.remove(old)
+            anchor = entry.find(f"{ATOM}content")
+            position = list(entry).index(anchor) + 1 if anchor is not None else len(entry)
+            for offset, attributes in enumerate(self.links):
+                entry.insert(position + offset, etree.Element(f"{ATOM}link", attrib=attributes))
+            if self.thumbnail:
+                etree.SubElement(entry, f"{{{MEDIA_NS}}}thumbnail", url=self.thumbnail)
+            return entry
+
+        def extend_rss(self, item: Any) -> Any:  # pragma: no cover - Atom only
+            return item
+
+    return FeedGenerator, MediaExtension, EntryFixes
 
 
 def _atom_time(value: dt.datetime) -> dt.datetime:
@@ -174,8 +183,9 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
         alternate = site.base_url
     else:
         alternate = urljoin(site.base_url, quote(config.feeds.topic_page.format(slug=spec.slug)))
-    generator = FeedGenerator()
-    generator.register_extension("digest", _MediaExtension, _EntryFixes, atom=True, rss=False)
+    feed_generator, media_extension, entry_fixes = _feedgen()
+    generator = feed_generator()
+    generator.register_extension("digest", media_extension, entry_fixes, atom=True, rss=False)
     generator.id(self_url)
     generator.title(spec.title)
     if site.description:
@@ -191,7 +201,7 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
     tags_scheme = urljoin(site.base_url, "tags/")
     for article in spec.articles:
         rendered = entries[article.entry_id]
-        entry: FeedEntry = generator.add_entry(order="append")
+        entry = generator.add_entry(order="append")
         entry.id(article.entry_id)
         entry.title(clean_xml_text(article.title))
         entry.published(_atom_time(article.date))
@@ -214,8 +224,10 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
 
 def _teaser_html(article: Article, rendered: RenderedEntry) -> str:
     image = f'<p><img src="{html.escape(rendered.image)}" alt="" /></p>\n' if rendered.image else ""
-    return (f"{image}<p>{html.escape(rendered.summary)}</p>\n"
-            f'<p><a href="{html.escape(article.url)}">{html.escape(clean_xml_text(article.title))}</a></p>')
+    return (
+        f"{image}<p>{html.escape(rendered.summary)}</p>\n"
+        f'<p><a href="{html.escape(article.url)}">{html.escape(clean_xml_text(article.title))}</a></p>'
+    )
 
 
 def render_opml(plan: FeedPlan, config: Config) -> bytes:
@@ -244,12 +256,16 @@ def render_index_html(plan: FeedPlan, config: Config) -> bytes:
     items = []
     for spec in plan.feeds:
         url = urljoin(feeds_url(config), f"{spec.slug}.xml")
-        links.append(f'  <link rel="alternate" type="application/atom+xml" title="{esc(spec.title)}" '
-                     f'href="{esc(url)}">')
+        links.append(
+            f'  <link rel="alternate" type="application/atom+xml" title="{esc(spec.title)}" '
+            f'href="{esc(url)}">'
+        )
         name = spec.topic.name if spec.topic else site.title
         count = len(spec.articles)
-        items.append(f'    <li id="{esc(spec.slug)}"><a href="{esc(spec.slug)}.xml">{esc(name)}</a> '
-                     f"<small>({count})</small></li>")
+        items.append(
+            f'    <li id="{esc(spec.slug)}"><a href="{esc(spec.slug)}.xml">{esc(name)}</a> '
+            f"<small>({count})</small></li>"
+        )
     page = [
         "<!DOCTYPE html>",
         f'<html lang="{esc(site.language)}">',

@@ -25,7 +25,12 @@ MANIFEST = ".digest-manifest.json"
 def safe_join(folder: Path, relative: str) -> Path:
     """folder/relative, refusing any path that would leave folder (absolute, `..`, or via a symlink)."""
     pure = PurePosixPath(relative)
-    if pure.is_absolute() or not relative or any(part in ("..", "") for part in pure.parts) or "\\" in relative:
+    if (
+        pure.is_absolute()
+        or not relative
+        or any(part in ("..", "") for part in pure.parts)
+        or "\\" in relative
+    ):
         raise OutputError(f"refusing to write outside {folder}: {relative!r}", path=str(folder))
     base = folder.resolve()
     target = (base / pure).resolve()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import markdown
 import nh3
 
 from .content import Article
@@ -48,7 +48,7 @@ def clean_xml_text(text: str) -> str:
     return _XML_FORBIDDEN.sub("", text)
 
 
-_converter: markdown.Markdown | None = None
+_converter: Any = None  # a markdown.Markdown, made on first use (importing it costs start-up time)
 
 
 _LIST_ITEM = re.compile(r"^ {0,12}(?:[*+-]|\d{1,9}[.)])[ \t]+\S")
@@ -79,9 +79,11 @@ def markdown_to_html(text: str) -> str:
     """Raw (unsanitized) HTML from Markdown; one converter per process, reset between documents."""
     global _converter
     if _converter is None:
+        import markdown
+
         _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
     _converter.reset()
-    return _converter.convert(separate_list_items(text))
+    return str(_converter.convert(separate_list_items(text)))
 
 
 def sanitize(html: str, base_url: str, id_prefix: str = "") -> str:
@@ -131,7 +133,7 @@ def image_url(article: Article) -> str:
 
 
 def article_id_prefix(article: Article) -> str:
-    return "a" + hashlib.sha1(article.entry_id.encode("utf-8")).hexdigest()[:8] + "-"
+    return "a" + hashlib.sha1(article.entry_id.encode("utf-8"), usedforsecurity=False).hexdigest()[:8] + "-"
 
 
 def article_html(article: Article, with_image: bool = True) -> str:
@@ -216,10 +218,11 @@ def summary_text(article: Article, limit: int = 160, rendered_html: str | None =
 
 def _leading_text(html: str, enough: int) -> str:
     """Text of the first paragraphs of rendered HTML, read only as far as needed."""
-    extractor = _TextExtractor(skip={"sup", "script", "style", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
-                                     "table", "figcaption"})
+    extractor = _TextExtractor(
+        skip={"sup", "script", "style", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "figcaption"}
+    )
     for start in range(0, len(html), 2048):
-        extractor.feed(html[start:start + 2048])
+        extractor.feed(html[start : start + 2048])
         if sum(len(part) for part in extractor.parts) >= enough:
             break
     return " ".join("".join(extractor.parts).split())

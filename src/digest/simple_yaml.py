@@ -143,6 +143,7 @@ def _resolve(text: str) -> Any:
                 return lambda value: None
             if tag == "tag:yaml.org,2002:timestamp":
                 return lambda value: _constructor.construct_yaml_timestamp(
-                    yaml.ScalarNode("tag:yaml.org,2002:timestamp", value))
+                    yaml.ScalarNode("tag:yaml.org,2002:timestamp", value)
+                )
             raise _Unsupported  # numbers and the rest: rare in front matter, PyYAML reads them
     return str
