@@ -1,0 +1,80 @@
+"""Scale and oracle test: a generated corpus, built, agrees with the generator's own manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+from conftest import SHARED, Site
+
+from digest.content import topic_key
+from digest.jobs import build
+
+GENERATOR_NOW = "2026-12-01T00:00:00+08:00"
+
+
+def test_feeds_hold_exactly_the_published_articles_the_manifest_predicts(site: Site, tmp_path: Path) -> None:
+    corpus = site.content
+    subprocess.run(
+        [
+            sys.executable,
+            str(SHARED / "corpus" / "gen.py"),
+            "--n",
+            "300",
+            "--out",
+            str(corpus),
+            "--seed",
+            "3",
+            "--topics",
+            "14",
+            "--now",
+            GENERATOR_NOW,
+            "--manifest",
+            str(tmp_path / "manifest.jsonl"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    manifest = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    site.set("feeds", max_entries=1000)
+    report = build(site.config(), dt.datetime.fromisoformat(GENERATOR_NOW))
+    assert report.articles == len(manifest)
+    assert report.problems == []
+    now = dt.datetime.fromisoformat(GENERATOR_NOW)
+
+    def date_of(m: dict[str, object]) -> dt.datetime:
+        # A date without an offset is in the site timezone (Asia/Shanghai), as the README says.
+        date = dt.datetime.fromisoformat(str(m["date"]))
+        return date if date.tzinfo else date.replace(tzinfo=now.tzinfo)
+
+    for m in manifest:
+        if dt.datetime.fromisoformat(m["date"]).tzinfo is not None:
+            assert m["future"] == (date_of(m) > now)
+    published = [m for m in manifest if not m["draft"] and date_of(m) <= now]
+    assert report.published == len(published)
+    assert 0 < len(published) < len(manifest)  # the corpus has drafts and future articles to leave out
+
+    def slug(entry_link: str) -> str:
+        return entry_link.rstrip("/").rsplit("/", 1)[1]
+
+    site_feed = feedparser.parse((site.feeds / "index.xml").read_bytes())
+    expected = sorted(published, key=date_of, reverse=True)
+    assert [slug(e.link) for e in site_feed.entries] == [m["file"].removesuffix(".md") for m in expected]
+
+    by_topic: dict[str, set[str]] = {}
+    for m in published:
+        for topic in m["topics"]:
+            by_topic.setdefault(topic_key(topic), set()).add(m["file"].removesuffix(".md"))
+    seen_topics = 0
+    for path in site.feeds.glob("*.xml"):
+        if path.name == "index.xml":
+            continue
+        parsed = feedparser.parse(path.read_bytes())
+        topic = parsed.feed.title.split(" · ", 1)[1]
+        assert {slug(e.link) for e in parsed.entries} == by_topic[topic_key(topic)], topic
+        seen_topics += 1
+    assert seen_topics == len(by_topic)
