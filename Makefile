@@ -26,12 +26,13 @@ run: $(VENV)/.stamp-install
 build: $(VENV)/.stamp-install
 	$(BIN)/digest --config $(CONFIG) build
 
-## browser: Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser)
+## browser: Debian's Chromium and a CJK font for the browser tests (Playwright drives it; it downloads no browser)
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . ; } || { \
+	  echo "installing Debian's chromium and a Chinese font for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 ## test: install what the tests need (Python packages, Chromium) and run the whole suite
 test: $(VENV)/.stamp-test browser

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import feedparser
-from conftest import SHARED, Site
 
 from digest.content import topic_key
 from digest.jobs import build
+
+from conftest import SHARED, Site
 
 GENERATOR_NOW = "2026-12-01T00:00:00+08:00"
 

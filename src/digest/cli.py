@@ -172,7 +172,6 @@ def preview(ctx: click.Context, now: dt.datetime | None, out: Path | None, serve
         raise click.UsageError("give exactly one of --out FILE or --serve")
     try:
         if serve:
-            click.echo(f"previewing on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
             previewing.serve(config.path, port, now=_resolve_now(now, config) if now else None)
             return
         assert out is not None

@@ -1,0 +1,400 @@
+"""The editors' preview: the digest that would go out next, recording nothing.
+
+`write_preview` writes its HTML to a file. `serve` shows it on a local web server: the editor's warnings
+in a panel above the email (outside it, so the email itself is exactly what subscribers get), the email
+in a sandboxed frame, and a poll thread that re-renders whenever an article, a template or the config
+changes; the page asks `/version` every second and reloads itself when it moved. The server answers
+two fixed paths (`/` and `/version`) and nothing else: it never serves a file from disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from .compose import Digest
+from .config import Config, load_config
+from .errors import DigestError
+from .jobs import next_digest
+from .message import RenderedDigest, fill_recipient, render_digest, template_folders
+from .output import write_atomic
+
+log = logging.getLogger(__name__)
+
+# Whose address fills the per-recipient links in the preview.
+PREVIEW_RECIPIENT = "subscriber@example.com"
+GMAIL_CLIP_BYTES = 102_000
+
+
+# ---------------------------------------------------------------- what the preview shows
+
+
+def editor_warnings(digest: Digest, rendered: RenderedDigest, config: Config) -> list[str]:
+    """What an editor should look at before it goes out; nothing here stops the digest."""
+    budget = config.digest.max_bytes
+    notes = [
+        f"size: HTML {_kb(rendered.encoded_html_bytes)} of {_kb(budget)} ([digest] max_bytes, encoded; "
+        f"Gmail clips at about {_kb(GMAIL_CLIP_BYTES)})"
+    ]
+    limit = config.digest.title_max_chars
+    for item in (*digest.items, *digest.overflow):
+        article = item.article
+        if not article.summary:
+            notes.append(f"{article.source}: no summary in the front matter (one is cut from the body)")
+        if not item.image:
+            notes.append(f"{article.source}: no featured image")
+        if len(article.title) > limit:
+            notes.append(
+                f"{article.source}: title is {len(article.title)} characters, over {limit} "
+                "([digest] title_max_chars)"
+            )
+    notes.extend(rendered.warnings)
+    return notes
+
+
+def preview_html(config: Config, now: dt.datetime) -> tuple[str, list[str]]:
+    """The next digest's email HTML (a sample recipient's links filled in) and the editor's warnings."""
+    digest = next_digest(config, now)  # reads the state, never writes it
+    if digest is None:
+        when = now.astimezone(config.site.tz).isoformat(timespec="minutes")
+        message = f"nothing new at {when}: no digest would go out"
+        return _message_page("digest preview", message), [message]
+    rendered = render_digest(digest, config)
+    return fill_recipient(rendered.html, PREVIEW_RECIPIENT), editor_warnings(digest, rendered, config)
+
+
+def write_preview(config: Config, now: dt.datetime, out: Path) -> list[str]:
+    """Write the preview HTML to `out` atomically; the warnings are for the caller to show."""
+    page, warnings = preview_html(config, now)
+    write_atomic(out, page.encode("utf-8"))
+    return warnings
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1000:.1f} KB"
+
+
+def _message_page(title: str, message: str) -> str:
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f'<body style="font-family:sans-serif;padding:2em"><p>{html.escape(message)}</p></body></html>'
+    )
+
+
+# ---------------------------------------------------------------- the preview page
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Preview · {title}</title>
+<style>
+body {{ margin: 0; background: #e9ecf1; font: 14px/1.5 system-ui, sans-serif; color: #1f2933; }}
+.bar {{ display: flex; gap: 12px; align-items: center; padding: 10px 16px;
+  background: #14213d; color: #fff; }}
+.bar strong {{ font-size: 15px; white-space: nowrap; }}
+.bar span {{ color: #c7cfdd; }}
+.bar #status {{ margin-left: auto; font-size: 12px; }}
+.bar button {{ border: 1px solid #c7cfdd; background: transparent; color: #fff; border-radius: 4px;
+  padding: 2px 10px; cursor: pointer; white-space: nowrap; }}
+.bar button[aria-pressed="true"] {{ background: #fca311; border-color: #fca311; color: #14213d; }}
+.warnings {{ max-width: 900px; margin: 16px auto 0; padding: 12px 16px; background: #fff8ec;
+  border: 1px solid #f3d19c; border-radius: 6px; }}
+.warnings.error {{ background: #fdecec; border-color: #f1a7a7; }}
+.warnings h2 {{ margin: 0 0 6px; font-size: 14px; }}
+.warnings ul {{ margin: 0; padding-left: 20px; }}
+.frame {{ display: block; margin: 16px auto 32px; width: 100%; max-width: 100%; height: 2000px;
+  border: 0; background: #fff; box-shadow: 0 1px 4px rgba(0,0,0,.15); }}
+</style>
+</head>
+<body>
+<div class="bar"><strong>digest preview</strong><span>{title}</span>
+<button type="button" data-width="800" aria-pressed="true">Desktop</button>
+<button type="button" data-width="375" aria-pressed="false">Phone 375</button>
+<span id="status">live: re-renders when an article, a template or the config changes</span></div>
+<section class="warnings{panel_class}" id="warnings"><h2>{heading}</h2><ul>
+{warnings}
+</ul></section>
+<iframe class="frame" id="email" title="the email" style="width:800px"
+ sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox" srcdoc="{srcdoc}"></iframe>
+<script nonce="{nonce}">
+(function () {{
+  var version = "{version}";
+  var frame = document.getElementById("email");
+  function fit() {{
+    try {{
+      frame.style.height = "100px";  // let the document shrink first: scrollHeight never goes below the frame
+      frame.style.height = frame.contentDocument.documentElement.scrollHeight + "px";
+    }} catch (e) {{}}
+  }}
+  frame.addEventListener("load", fit);
+  document.querySelectorAll("button[data-width]").forEach(function (button) {{
+    button.addEventListener("click", function () {{
+      frame.style.width = button.dataset.width + "px";
+      document.querySelectorAll("button[data-width]").forEach(function (b) {{
+        b.setAttribute("aria-pressed", String(b === button));
+      }});
+      setTimeout(fit, 50);
+    }});
+  }});
+  setInterval(function () {{
+    fetch("/version", {{ cache: "no-store" }}).then(function (r) {{ return r.text(); }}).then(function (v) {{
+      if (v.trim() !== version) {{ location.reload(); }}
+    }}).catch(function () {{ document.getElementById("status").textContent = "server stopped"; }});
+  }}, 1000);
+}})();
+</script>
+</body>
+</html>
+"""
+
+
+def render_page(
+    title: str, email_html: str, warnings: list[str], version: int, nonce: str, error: bool = False
+) -> str:
+    """The preview page: warnings above, the email in a sandboxed frame (its HTML as `srcdoc`)."""
+    items = "\n".join(f"<li>{html.escape(w)}</li>" for w in warnings) or "<li>no warnings</li>"
+    # Links in the email open in a new tab rather than inside the frame.
+    framed = email_html.replace("<head>", '<head><base target="_blank">', 1)
+    return _PAGE.format(
+        title=html.escape(title),
+        heading="Error" if error else f"Editor's notes ({len(warnings)})",
+        panel_class=" error" if error else "",
+        warnings=items,
+        srcdoc=html.escape(framed, quote=True),
+        version=version,
+        nonce=nonce,
+    )
+
+
+# ---------------------------------------------------------------- the server
+
+
+def _now() -> dt.datetime:
+    # A long-running preview follows the clock like the scheduler does (unless --now pinned it).
+    return dt.datetime.now(dt.UTC)
+
+
+class _Preview:
+    """The current page and its version; re-rendered by the watcher, read by request threads."""
+
+    def __init__(self, config_path: Path, now: dt.datetime | None) -> None:
+        self.config_path = config_path
+        self.now = now
+        self.lock = threading.Lock()
+        self.page = b""
+        self.version = 0
+        self.nonce = ""
+        self.config: Config | None = None
+
+    def refresh(self) -> None:
+        nonce = secrets.token_urlsafe(16)
+        now = self.now or _now()
+        try:
+            config = load_config(self.config_path)
+            self.config = config
+            email, warnings = preview_html(config, now)
+            title = f"{config.site.title} · {now.astimezone(config.site.tz).isoformat(timespec='minutes')}"
+            error = False
+        except DigestError as exc:
+            email, warnings, title, error = _message_page("error", str(exc)), [str(exc)], "error", True
+        except Exception as exc:  # a broken template or article must not take the preview down
+            log.exception("preview render failed")
+            message = f"{type(exc).__name__}: {exc}"
+            email, warnings, title, error = _message_page("error", message), [message], "error", True
+        with self.lock:
+            self.version += 1
+            self.nonce = nonce
+            self.page = render_page(title, email, warnings, self.version, nonce, error).encode("utf-8")
+
+    def watched(self) -> list[Path]:
+        """The config file, the template folders and the content folder (those of the last good config)."""
+        paths = [self.config_path]
+        if self.config is not None:
+            with contextlib.suppress(DigestError):  # a missing templates folder shows on the page
+                paths += template_folders(self.config)
+            paths.append(self.config.content.dir)
+        return paths
+
+
+def _signature(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of every file below `paths`: any edit, addition or removal changes it."""
+    return tuple(sorted(entry for path in paths for entry in _stats(path)))
+
+
+def _stats(path: Path) -> Iterator[tuple[str, int, int]]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return
+    if not path.is_dir():
+        yield (str(path), stat.st_mtime_ns, stat.st_size)
+        return
+    for folder, dirs, files in os.walk(path):  # os.walk does not follow symlinked folders: no loops
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            try:
+                stat = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            yield (os.path.join(folder, name), stat.st_mtime_ns, stat.st_size)
+
+
+class PreviewServer(ThreadingHTTPServer):
+    """The preview on `host:port` (port 0 picks a free one); `url` says where."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        config_path: Path,
+        port: int,
+        now: dt.datetime | None = None,
+        host: str = "127.0.0.1",
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.preview = _Preview(Path(config_path), now)
+        self.preview.config = load_config(config_path)  # a wrong --config is an error now, not a page later
+        # Taken before the first render, so that an edit made while it renders shows at the next poll.
+        self._seen = _signature(self.preview.watched())
+        self.preview.refresh()
+        self.poll_interval = poll_interval
+        self._stopping = threading.Event()
+        super().__init__((host, port), _Handler)
+        self._watcher = threading.Thread(target=self._watch, name="digest-preview-watch", daemon=True)
+        self._watcher.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def allowed_hosts(self) -> set[str]:
+        """Host headers we answer: our own address only (a rebinding DNS name must not reach drafts)."""
+        host, port = str(self.server_address[0]), self.server_address[1]
+        names = {host, "localhost", "127.0.0.1", "[::1]"}
+        return names | {f"{name}:{port}" for name in names}
+
+    def _watch(self) -> None:
+        seen = self._seen
+        while not self._stopping.wait(self.poll_interval):
+            # When the config now points elsewhere, the new folders differ from `seen`: one more render.
+            current = _signature(self.preview.watched())
+            if current != seen:
+                seen = current
+                self.preview.refresh()
+
+    def server_close(self) -> None:
+        self._stopping.set()
+        super().server_close()
+        if self._watcher.is_alive() and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=5)
+
+
+def _unsafe(raw_path: str) -> bool:
+    """A path with `..` in it, however encoded (%2e%2e, %252e...), or a backslash."""
+    value = raw_path
+    for _ in range(4):
+        if ".." in value or "\\" in value:
+            return True
+        decoded = unquote(value)
+        if decoded == value:
+            return False
+        value = decoded
+    return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: PreviewServer
+    server_version = "digest-preview"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        host = self.headers.get("Host")
+        if host is not None and host.lower() not in self.server.allowed_hosts():
+            self._send(HTTPStatus.MISDIRECTED_REQUEST, b"unknown host\n", "text/plain", send_body)
+            return
+        path = urlsplit(self.path).path
+        if _unsafe(self.path) or path not in ("/", "/version"):
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", send_body)
+            return
+        preview = self.server.preview
+        with preview.lock:
+            page, version, nonce = preview.page, preview.version, preview.nonce
+        if path == "/version":
+            self._send(HTTPStatus.OK, f"{version}\n".encode(), "text/plain", send_body)
+            return
+        csp = (
+            "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+            f"script-src 'nonce-{nonce}'; connect-src 'self'; frame-src 'self'; base-uri 'none'; "
+            "form-action 'none'"
+        )
+        self._send(HTTPStatus.OK, page, "text/html", send_body, {"Content-Security-Policy": csp})
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        send_body: bool,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("preview %s - %s", self.address_string(), format % args)
+
+
+def serve(
+    config_path: Path,
+    port: int,
+    now: dt.datetime | None = None,
+    host: str = "127.0.0.1",
+    *,
+    on_ready: Callable[[PreviewServer], None] | None = None,
+    poll_interval: float = 0.5,
+) -> None:
+    """Serve the preview until interrupted (or until `server.shutdown()` from `on_ready`'s receiver)."""
+    try:
+        server = PreviewServer(config_path, port, now, host, poll_interval)
+    except OSError as exc:
+        raise DigestError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", hint="try another --port"
+        ) from None
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        else:
+            print(f"Previewing the next digest at {server.url} (Ctrl-C to stop)", file=sys.stderr)
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,161 @@
+"""The editors' preview: a file, and a local server that re-renders when something changes."""
+
+from __future__ import annotations
+
+import http.client
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from digest.compose import select_digest
+from digest.message import fill_recipient, render_digest
+from digest.preview import PreviewServer, preview_html, serve, write_preview
+from test_compose import SEED, SEED_TITLE, articles, at
+
+from conftest import BASE_CONFIG, NOW, PROJECT, Site, article_text
+
+
+def test_preview_is_the_next_digest_with_editor_warnings(site: Site) -> None:
+    shutil.copy(SEED, site.content)
+    site.add("bare.md", article_text("没有摘要也没有图片的文章", at(28), body="正文第一句。第二句。"))
+    site.add("long.md", article_text("标" * 70, at(27), summary="有摘要", featured_image="/a.png"))
+    config = site.config()
+    page, warnings = preview_html(config, NOW)
+    # With no state yet, the next digest is the first one.
+    digest = select_digest(articles(config), config, NOW)
+    assert digest is not None
+    assert page == fill_recipient(render_digest(digest, config).html, "subscriber@example.com")
+    assert SEED_TITLE in page
+    assert warnings[0].startswith("size: HTML ") and "of 90.0 KB" in warnings[0]
+    assert "bare.md: no summary in the front matter (one is cut from the body)" in warnings
+    assert "bare.md: no featured image" in warnings
+    assert "long.md: title is 70 characters, over 60 ([digest] title_max_chars)" in warnings
+    assert not [w for w in warnings if w.startswith("000_040d16bb7ab5a125.txt")]
+
+
+def test_write_preview_writes_the_file(site: Site, tmp_path: Path) -> None:
+    shutil.copy(SEED, site.content)
+    out = tmp_path / "out" / "preview.html"
+    warnings = write_preview(site.config(), NOW, out)
+    assert SEED_TITLE in out.read_text(encoding="utf-8")
+    assert warnings and warnings[0].startswith("size:")
+    assert not (site.root / "state").exists()  # recording nothing
+
+
+def test_preview_when_nothing_is_new(site: Site, tmp_path: Path) -> None:
+    site.add("old.md", article_text("Old", "2025-01-01T09:00:00+08:00"))
+    page, warnings = preview_html(site.config(), NOW)
+    assert warnings == ["nothing new at 2025-06-30T08:00+08:00: no digest would go out"]
+    assert "no digest would go out" in page
+
+
+# ---------------------------------------------------------------- the server
+
+
+@pytest.fixture
+def server(site: Site) -> Iterator[PreviewServer]:
+    """`serve` in a thread on a free port with its own copy of the templates; stopped after the test."""
+    shutil.copytree(PROJECT / "templates", site.root / "tpl")
+    site.write_config(base=BASE_CONFIG.replace("[digest]\n", '[digest]\ntemplates = "tpl"\n'))
+    shutil.copy(SEED, site.content)
+    ready: queue.Queue[PreviewServer] = queue.Queue()
+    thread = threading.Thread(
+        target=serve,
+        args=(site.config_path, 0, NOW),
+        daemon=True,
+        kwargs={"on_ready": ready.put, "poll_interval": 0.05},
+    )
+    thread.start()
+    running = ready.get(timeout=30)
+    try:
+        yield running
+    finally:
+        running.shutdown()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def get(server: PreviewServer, path: str, host: str | None = None) -> tuple[int, str]:
+    address, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(str(address), port, timeout=10)
+    try:
+        # http.client sends the path as given: no client-side normalisation of "/../".
+        connection.request("GET", path, headers={"Host": host} if host else {})
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8")
+    finally:
+        connection.close()
+
+
+def wait_for_version(server: PreviewServer, after: int, timeout: float = 15) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        version = int(get(server, "/version")[1])
+        if version > after:
+            return version
+        time.sleep(0.05)
+    pytest.fail(f"the preview did not re-render within {timeout} s")
+
+
+def test_server_answers_on_loopback_with_warnings_above_the_email(server: PreviewServer) -> None:
+    assert server.server_address[0] == "127.0.0.1"
+    status, page = get(server, "/")
+    assert status == 200
+    assert page.index('id="warnings"') < page.index('<iframe class="frame" id="email"')
+    assert "size: HTML " in page
+    assert "Kimi能否穿越" in page  # in the frame's srcdoc, escaped into an attribute
+    assert "&lt;table" in page and 'sandbox="allow-same-origin' in page
+    assert get(server, "/version") == (200, "1\n")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../config.toml",
+        "/../../../etc/passwd",
+        "/%2e%2e/config.toml",
+        "/%252e%252e/x",
+        "/..%2fconfig.toml",
+        "/config.toml",
+        "/content/000_040d16bb7ab5a125.txt",
+        "/tpl/digest.css",
+        "//etc/passwd",
+        "/index.html",
+    ],
+)
+def test_server_serves_nothing_but_its_pages(server: PreviewServer, path: str) -> None:
+    status, body = get(server, path)
+    assert status == 404
+    assert body == "not found\n"
+
+
+def test_server_refuses_other_host_names(server: PreviewServer) -> None:
+    assert get(server, "/", host="attacker.example")[0] == 421
+    port = server.server_address[1]
+    assert get(server, "/version", host=f"localhost:{port}")[0] == 200
+
+
+def test_server_re_renders_after_a_template_or_article_change(server: PreviewServer, site: Site) -> None:
+    template = site.root / "tpl" / "digest.html.j2"
+    template.write_text(
+        template.read_text(encoding="utf-8").replace('<body class="body">', '<body class="body">EDITED-MARK'),
+        encoding="utf-8",
+    )
+    version = wait_for_version(server, 1)
+    assert "EDITED-MARK" in get(server, "/")[1]
+    site.add("new.md", article_text("刚刚写好的新文章", at(29)))
+    wait_for_version(server, version)
+    assert "刚刚写好的新文章" in get(server, "/")[1]
+
+
+def test_a_broken_template_shows_the_error_and_keeps_serving(server: PreviewServer, site: Site) -> None:
+    (site.root / "tpl" / "digest.txt.j2").write_text("{{ unclosed\n", encoding="utf-8")
+    wait_for_version(server, 1)
+    status, page = get(server, "/")
+    assert status == 200
+    assert 'class="warnings error"' in page and "template error" in page
