@@ -73,3 +73,32 @@ def test_the_committed_feeds_are_what_make_run_writes() -> None:
     """`make run` builds at the real clock; the seeds hold no publish or expiry time between the golden
     `NOW` and 2099, so its feeds equal the golden ones, and the committed feeds/ must too."""
     assert _tree(COMMITTED) == _tree(GOLDEN), "run `make run` and commit feeds/"
+
+
+DIGEST_GOLDEN = PROJECT / "tests" / "golden" / "digest"
+
+
+def test_seed_digest_matches_the_golden_files(seeds_site: Path) -> None:
+    """The digest of the shipped seeds at NOW: its web copy, its text part and one whole message."""
+    from digest.compose import select_digest
+    from digest.content import collect
+    from digest.message import build_message, make_message_id, render_digest, write_archive
+
+    config = load_config(seeds_site / "config.toml")
+    digest = select_digest(collect(config).articles, config, NOW)
+    assert digest is not None
+    rendered = render_digest(digest, config)
+    recipient = "reader@example.org"
+    message_id = make_message_id(digest.period, recipient, config)
+    produced = {
+        "web.html": write_archive(digest, config)[f"{digest.period}.html"],
+        "digest.txt": rendered.text.encode("utf-8"),
+        "message.eml": build_message(rendered, config, to=recipient, to_name="读者", message_id=message_id,
+                                     date=NOW),
+    }
+    if os.environ.get("DIGEST_UPDATE_GOLDEN") == "1":
+        DIGEST_GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name, data in produced.items():
+            (DIGEST_GOLDEN / name).write_bytes(data)
+    for name, data in produced.items():
+        assert data == (DIGEST_GOLDEN / name).read_bytes(), f"{name} differs from tests/golden/digest/{name}"

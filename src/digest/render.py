@@ -174,11 +174,21 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
+_SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
+
+
+def _join_words(parts: list[str]) -> str:
+    """Whitespace folded to single spaces, and none between two Chinese characters or punctuation marks
+    (paragraphs joined with a space read as a typo in Chinese)."""
+    return _SPACE_BETWEEN_CJK.sub("", " ".join("".join(parts).split()))
+
+
 def html_to_text(html: str) -> str:
     extractor = _TextExtractor()
     extractor.feed(html)
     extractor.close()
-    return " ".join("".join(extractor.parts).split())
+    return _join_words(extractor.parts)
 
 
 def _leading_prose(body: str, enough: int) -> str:
@@ -225,7 +235,7 @@ def _leading_text(html: str, enough: int) -> str:
         extractor.feed(html[start : start + 2048])
         if sum(len(part) for part in extractor.parts) >= enough:
             break
-    return " ".join("".join(extractor.parts).split())
+    return _join_words(extractor.parts)
 
 
 def truncate(text: str, limit: int) -> str:
