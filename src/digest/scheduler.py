@@ -1,0 +1,272 @@
+"""`digest schedule`: run the weekly job on `[schedule] cron`, in the site timezone, until told to stop.
+
+APScheduler 3's BlockingScheduler with one worker thread (the digest job and the optional feeds job
+never overlap), `coalesce=True`, `max_instances=1` and `misfire_grace_time` from the config. Missed
+runs are judged from the state's own record, not from APScheduler's job store: each finished run
+records when it started, so at start-up a fire time within the grace period that no run has covered
+(the machine was off, or the process was killed mid-run) is run once, right away. A run that already
+happened is never repeated: the record says so, and `jobs.run` itself sends one digest per period.
+An unfinished digest (a killed run) also triggers one run at start-up, which finishes it.
+
+SIGTERM or SIGINT lets the job in hand record the delivery it is making, then stops; the exit status
+is 0. This module and the CLI are the only ones that read the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import signal
+import threading
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from . import jobs
+from .config import Config
+from .errors import ConfigError, DigestError
+from .state import State
+
+log = logging.getLogger(__name__)
+
+RUN_JOB = "digest-run"
+FEEDS_JOB = "digest-feeds"
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NUMERIC_DAYS = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
+_MAX_CATCH_UP_SCAN = 100_000  # fire times looked at when searching the grace window (every second: a day)
+
+
+# ---------------------------------------------------------------- cron expressions
+
+
+def crontab_days(field: str) -> str:
+    """A crontab day-of-week field in APScheduler 3's terms, which counts 0 as Monday, not Sunday.
+
+    Numbers (0 and 7 are Sunday), ranges and steps are expanded to day names, so "1-5" means Monday
+    to Friday as it does in crontab(5); names such as "mon-fri" pass through.
+    """
+    names: list[str] = []
+    for item in field.split(","):
+        match = _NUMERIC_DAYS.match(item.strip())
+        if match is None:
+            names.append(item.strip())
+            continue
+        body, step = match.group(1), int(match.group(2) or 1)
+        if body == "*":
+            if step == 1:
+                names.append("*")
+                continue
+            low, high = 0, 6
+        elif "-" in body:
+            low, high = (int(part) for part in body.split("-"))
+        else:
+            low = int(body)
+            high = 6 if match.group(2) else low  # "1/2" in crontab: from Monday on, every other day
+        if not (0 <= low <= high <= 7) or step < 1:
+            raise ValueError(f"day of week {item!r} is out of range (0-7, 0 and 7 are Sunday)")
+        names.extend(_DAYS[day % 7] for day in range(low, high + 1, step))
+    return ",".join(dict.fromkeys(names))
+
+
+class SiteCronTrigger(CronTrigger):  # type: ignore[misc]
+    """A CronTrigger that fires once at a wall-clock time the clocks pass twice.
+
+    When clocks go back (01:30 happens twice on the first Sunday of November in New York), APScheduler
+    3 fires at both; here a fire at the same wall-clock time as the previous one is skipped, so a daily
+    or weekly job runs once (an every-30-minutes job still runs through the repeated hour). A time
+    the clocks skip (02:30 when they go forward) fires once, an hour later in wall-clock terms
+    (APScheduler's choice).
+    """
+
+    def get_next_fire_time(self, previous: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+        fire: dt.datetime | None = super().get_next_fire_time(previous, now)
+        repeated = (
+            fire is not None
+            and previous is not None
+            and _wall(fire, self.timezone) == _wall(previous, self.timezone)
+        )
+        return super().get_next_fire_time(fire, fire) if repeated else fire
+
+
+def _wall(value: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    return value.astimezone(tz).replace(tzinfo=None, fold=0)
+
+
+def make_trigger(expression: str, tz: ZoneInfo, *, key: str = "schedule.cron", path: str = "") -> CronTrigger:
+    """A CronTrigger from "min hour dom mon dow", or "sec min hour dom mon dow" (six fields)."""
+    fields = expression.split()
+    if len(fields) not in (5, 6):
+        raise ConfigError(
+            f"'{key}' must have 5 fields (minute hour day month weekday) or 6 (second first), "
+            f"not {len(fields)}: {expression!r}",
+            path=path,
+            key=key,
+            hint='e.g. "0 8 * * mon" for Mondays at 08:00',
+        )
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    second, minute, hour, day, month, weekday = fields
+    try:
+        return SiteCronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=crontab_days(weekday),
+            timezone=tz,
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"'{key}' is not a valid cron expression: {expression!r}: {exc}", path=path, key=key
+        ) from None
+
+
+def run_trigger(config: Config) -> CronTrigger:
+    return make_trigger(config.schedule.cron, config.site.tz, path=str(config.path))
+
+
+def next_run(config: Config, after: dt.datetime) -> dt.datetime | None:
+    """The first scheduled digest run strictly after `after`, in the site timezone."""
+    trigger = run_trigger(config)
+    fire: dt.datetime | None = trigger.get_next_fire_time(None, after + dt.timedelta(microseconds=1))
+    return fire
+
+
+def missed_run(
+    trigger: CronTrigger, now: dt.datetime, last_run: dt.datetime | None, grace: int
+) -> dt.datetime | None:
+    """The latest fire time within `grace` seconds before `now` that no run has covered, if any.
+
+    `last_run` is when the last scheduled run started (or when the scheduler first started, before any
+    run); a fire time at or before it was handled. With no record at all nothing is owed.
+    """
+    if last_run is None:
+        return None
+    start = max(now - dt.timedelta(seconds=grace), last_run + dt.timedelta(microseconds=1))
+    missed = None
+    fire = trigger.get_next_fire_time(None, start)
+    for _ in range(_MAX_CATCH_UP_SCAN):
+        if fire is None or fire > now:
+            break
+        missed = fire
+        fire = trigger.get_next_fire_time(fire, fire)
+    return missed
+
+
+# ---------------------------------------------------------------- the service
+
+
+def serve(config: Config) -> None:
+    """Run the digest job on its schedule until SIGTERM/SIGINT; returns after a clean stop."""
+    if not logging.getLogger().handlers:  # a service logs to stderr (journald, docker logs)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tz = config.site.tz
+    trigger = run_trigger(config)
+    feeds_trigger = (
+        make_trigger(config.schedule.feeds_cron, tz, key="schedule.feeds_cron", path=str(config.path))
+        if config.schedule.feeds_cron
+        else None
+    )
+    grace = max(1, config.schedule.misfire_grace_time)
+    now = dt.datetime.now(tz)
+    catch_up = _catch_up_reason(config, trigger, now, grace)
+
+    stop = threading.Event()
+    scheduler = BlockingScheduler(
+        timezone=tz,
+        executors={"default": ThreadPoolExecutor(1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
+    )
+    options = {"next_run_time": now} if catch_up else {}
+    scheduler.add_job(_run_job, trigger, args=(config, stop), id=RUN_JOB, name="digest run", **options)
+    if feeds_trigger is not None:
+        scheduler.add_job(_feeds_job, feeds_trigger, args=(config,), id=FEEDS_JOB, name="digest build")
+    if catch_up:
+        log.info("running now: %s", catch_up)
+    log.info("next digest run: %s", trigger.get_next_fire_time(None, now).isoformat())
+
+    stopping = threading.Lock()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()  # the job in hand finishes the delivery it is making, records it, and returns
+        if stopping.acquire(blocking=False):
+            log.info("%s: stopping after the current delivery", signal.Signals(signum).name)
+            # shutdown() waits for the running job; it must not run inside this handler, which
+            # interrupts the scheduler's own thread.
+            threading.Thread(target=scheduler.shutdown, name="digest-shutdown").start()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        scheduler.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("stopped")
+
+
+def _catch_up_reason(config: Config, trigger: CronTrigger, now: dt.datetime, grace: int) -> str:
+    state = State.open(config.state.path)
+    try:
+        last = state.last_scheduled_run(RUN_JOB)
+        if last is None:
+            # First start: nothing before now was ever owed, but from here on a fire time missed
+            # while the machine is off is (the record is how the next start-up knows).
+            state.record_scheduled_run(RUN_JOB, now)
+        missed = missed_run(trigger, now, last, grace)
+        if missed is not None:
+            return f"the run due at {missed.isoformat()} was missed"
+        unfinished = state.unfinished()
+        if unfinished:
+            return f"the digest {unfinished[0].period} was interrupted"
+        return ""
+    finally:
+        state.close()
+
+
+def _run_job(config: Config, stop: threading.Event) -> None:
+    started = dt.datetime.now(config.site.tz)
+    try:
+        # A manual `digest run` may hold the lock; wait for it rather than skip this week.
+        report = jobs.run(
+            config,
+            started,
+            stop=stop,
+            lock_timeout=max(jobs.LOCK_TIMEOUT, float(config.schedule.misfire_grace_time)),
+        )
+    except DigestError as exc:
+        log.error("digest run failed: %s", exc)
+    else:
+        for problem in report.problems:
+            log.warning("skipped: %s", problem)
+        for line in report.summary_lines():
+            log.info("%s", line)
+        log.info("digest run finished (exit status %d)", report.exit_code())
+    finally:
+        # Recorded after the run, so a run killed midway is owed (and done) at the next start-up.
+        try:
+            state = State.open(config.state.path)
+            try:
+                state.record_scheduled_run(RUN_JOB, started)
+            finally:
+                state.close()
+        except DigestError as exc:
+            log.error("cannot record the run: %s", exc)
+
+
+def _feeds_job(config: Config) -> None:
+    try:
+        report = jobs.build(config, dt.datetime.now(config.site.tz))
+    except DigestError as exc:
+        log.error("feeds build failed: %s", exc)
+        return
+    for problem in report.problems:
+        log.warning("skipped: %s", problem)
+    changed = len(report.written) + len(report.removed)
+    log.info(
+        "feeds: %d of %d articles published; %d files changed", report.published, report.articles, changed
+    )

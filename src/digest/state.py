@@ -1,0 +1,459 @@
+"""What was sent, durably: the articles seen, the digests, one row per (digest, recipient), the run lock.
+
+The tables live in the state database beside the caches (`cache.py`), but unlike the caches they are
+never thrown away, so they carry a schema version (`state_meta`) and migrations. Every change is one
+`BEGIN IMMEDIATE … COMMIT`: a kill at any instant leaves either the old or the new state, never half.
+
+The exactly-once protocol `jobs.run` follows with these functions:
+1. `record_digest` stores, in one transaction and before anything is delivered, the digest (period,
+   cut-off, the ids of every article in it), the rendered parts of every variant (subject, HTML, text)
+   and one `pending` delivery per recipient with its Message-ID.
+2. `record_delivery` marks one recipient `sent` (or `failed`/`deferred`) in its own transaction, right
+   after the server accepted (or refused) the message.
+3. A later run finds the digest `sending` (`unfinished`) and delivers the stored parts, byte for byte,
+   to the `pending` and `deferred` rows only. The one message that can go twice is the one accepted
+   but not yet recorded at the instant of death; it carries the same Message-ID.
+
+The rendered parts are stored, not re-rendered, so an article edited (or deleted) between a kill and
+the resume does not make two versions of one digest: the rest of the recipients get what the first ones
+got, and the edit goes out, if at all, as what it is: an article already sent is never "new" again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .cache import open_database
+from .errors import StateError
+
+SCHEMA_VERSION = 1
+
+# Migration n brings the schema from version n-1 to n. Append, never edit: a database in the field may
+# be at any earlier version. Each runs in the same transaction as the version bump.
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE articles_seen (
+        entry_id TEXT PRIMARY KEY,
+        content_hash TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        changed TEXT NOT NULL
+    );
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        period TEXT NOT NULL UNIQUE,
+        since TEXT NOT NULL,
+        cutoff TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('sending', 'sent')),
+        message_id_base TEXT NOT NULL,
+        finished TEXT
+    );
+    CREATE TABLE digest_articles (
+        digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+        entry_id TEXT NOT NULL,
+        PRIMARY KEY (digest_id, entry_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX digest_articles_entry ON digest_articles(entry_id);
+    CREATE TABLE digest_renders (
+        digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+        variant TEXT NOT NULL,
+        parts TEXT NOT NULL,
+        PRIMARY KEY (digest_id, variant)
+    );
+    CREATE TABLE deliveries (
+        digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        name TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'sent', 'failed', 'deferred', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        updated TEXT,
+        PRIMARY KEY (digest_id, recipient),
+        FOREIGN KEY (digest_id, variant) REFERENCES digest_renders(digest_id, variant)
+    );
+    CREATE INDEX deliveries_status ON deliveries(digest_id, status);
+    CREATE TABLE schedule_runs (job TEXT PRIMARY KEY, last_run TEXT NOT NULL);
+    """,
+}
+
+DeliveryStatus = Literal["pending", "sent", "failed", "deferred", "cancelled"]
+# Deliveries a run still has to make: never tried (or killed in flight), or refused for now (4xx).
+OPEN_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "deferred")
+_OPEN_SQL = "('pending', 'deferred')"
+
+
+@dataclass(frozen=True)
+class DigestRecord:
+    id: int
+    period: str
+    since: dt.datetime
+    cutoff: dt.datetime  # the `now` the digest was composed at; also its messages' Date
+    status: Literal["sending", "sent"]
+    message_id_base: str
+    article_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    recipient: str
+    name: str
+    variant: str  # which stored rendering this recipient gets (one per distinct topic set)
+    message_id: str
+    status: DeliveryStatus = "pending"
+    attempts: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class History:
+    """What composing the next digest needs to know about the earlier ones."""
+
+    previous_cutoff: dt.datetime | None
+    sent_ids: frozenset[str]
+    periods: tuple[str, ...]  # of every recorded digest, oldest first
+
+
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("state times must be timezone-aware")
+    return value.isoformat()
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    try:
+        row = db.execute("SELECT value FROM state_meta WHERE name = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:  # no state_meta yet: a new database, or one only `build` used
+        return 0
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the state tables to SCHEMA_VERSION, one transaction per step; refuse a newer database."""
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise StateError(
+            f"the state database has schema version {current}, newer than this digest ({SCHEMA_VERSION})",
+            hint="upgrade digest; an older one must not write to it",
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with _transaction(db):
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            if schema_version(db) >= version:
+                continue
+            db.execute("CREATE TABLE IF NOT EXISTS state_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO state_meta VALUES ('schema_version', ?)", (str(version),))
+
+
+class State:
+    """The state tables on one connection; open with `State.open(path)` (creates and migrates)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        try:
+            migrate(db)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot migrate the state database: {exc}") from None
+
+    @classmethod
+    def open(cls, path: Path) -> State:
+        db = open_database(path)
+        try:
+            return cls(db)
+        except StateError as exc:
+            db.close()
+            exc.path = exc.path or str(path)
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- articles seen
+
+    def record_articles_seen(self, articles: Iterable[tuple[str, str]], now: dt.datetime) -> None:
+        """(entry id, content hash) of every readable article; first_seen is kept, `changed` moves."""
+        stamp = _iso(now)
+        with _transaction(self.db):
+            self.db.executemany(
+                "INSERT INTO articles_seen VALUES (?, ?, ?, ?) ON CONFLICT (entry_id) DO UPDATE SET "
+                "content_hash = excluded.content_hash, changed = excluded.changed "
+                "WHERE content_hash != excluded.content_hash",
+                [(entry_id, content_hash, stamp, stamp) for entry_id, content_hash in articles],
+            )
+
+    def article_seen(self, entry_id: str) -> tuple[str, dt.datetime, dt.datetime] | None:
+        row = self.db.execute(
+            "SELECT content_hash, first_seen, changed FROM articles_seen WHERE entry_id = ?", (entry_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), dt.datetime.fromisoformat(row[1]), dt.datetime.fromisoformat(row[2])
+
+    # -- digests
+
+    def history(self) -> History:
+        return read_history(self.db)
+
+    def digest_for_period(self, period: str) -> DigestRecord | None:
+        row = self.db.execute("SELECT * FROM digests WHERE period = ?", (period,)).fetchone()
+        return self._digest(row) if row else None
+
+    def unfinished(self) -> list[DigestRecord]:
+        """Digests a killed or failing run left `sending`, oldest first: finish these before anything."""
+        rows = self.db.execute("SELECT * FROM digests WHERE status = 'sending' ORDER BY id").fetchall()
+        return [self._digest(row) for row in rows]
+
+    def _digest(self, row: Sequence[Any]) -> DigestRecord:
+        ids = self.db.execute(
+            "SELECT entry_id FROM digest_articles WHERE digest_id = ? ORDER BY entry_id", (row[0],)
+        ).fetchall()
+        return DigestRecord(
+            id=row[0],
+            period=row[1],
+            since=dt.datetime.fromisoformat(row[2]),
+            cutoff=dt.datetime.fromisoformat(row[3]),
+            status=row[4],
+            message_id_base=row[5],
+            article_ids=tuple(i for (i,) in ids),
+        )
+
+    def record_digest(
+        self,
+        *,
+        period: str,
+        since: dt.datetime,
+        cutoff: dt.datetime,
+        message_id_base: str,
+        article_ids: Sequence[str],
+        renders: Mapping[str, Mapping[str, Any]],
+        deliveries: Sequence[Delivery],
+    ) -> DigestRecord:
+        """The digest, what it holds, its rendered parts and a pending row per recipient: one transaction.
+
+        Older digests still waiting on `deferred` recipients give up on them here: a newer digest
+        supersedes them, so a mailbox that is full for weeks does not get a stale digest later.
+        This one commit is synced to disk (synchronous=FULL): it is what every later run relies on.
+        Delivery records keep WAL's NORMAL sync, which survives any crash of the process (kill -9);
+        only a power cut can lose the last few, and those messages then go again with their Message-ID.
+        """
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            return self._record_digest(
+                period, since, cutoff, message_id_base, article_ids, renders, deliveries
+            )
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def _record_digest(
+        self,
+        period: str,
+        since: dt.datetime,
+        cutoff: dt.datetime,
+        message_id_base: str,
+        article_ids: Sequence[str],
+        renders: Mapping[str, Mapping[str, Any]],
+        deliveries: Sequence[Delivery],
+    ) -> DigestRecord:
+        with _transaction(self.db):
+            if self.db.execute("SELECT 1 FROM digests WHERE period = ?", (period,)).fetchone():
+                raise StateError(f"a digest for {period} is already recorded")
+            self.db.execute(
+                "UPDATE deliveries SET status = 'failed', last_error = 'gave up: ' || last_error "
+                "WHERE status = 'deferred'"
+            )
+            self.db.execute(
+                "UPDATE digests SET status = 'sent', finished = ? WHERE status = 'sending' AND NOT EXISTS "
+                "(SELECT 1 FROM deliveries d WHERE d.digest_id = digests.id AND d.status = 'pending')",
+                (_iso(cutoff),),
+            )
+            cursor = self.db.execute(
+                "INSERT INTO digests (period, since, cutoff, status, message_id_base) "
+                "VALUES (?, ?, ?, 'sending', ?)",
+                (period, _iso(since), _iso(cutoff), message_id_base),
+            )
+            digest_id = int(cursor.lastrowid or 0)
+            self.db.executemany(
+                "INSERT INTO digest_articles VALUES (?, ?)",
+                [(digest_id, entry_id) for entry_id in sorted(set(article_ids))],
+            )
+            self.db.executemany(
+                "INSERT INTO digest_renders VALUES (?, ?, ?)",
+                [
+                    (digest_id, variant, json.dumps(dict(parts), ensure_ascii=False, sort_keys=True))
+                    for variant, parts in renders.items()
+                ],
+            )
+            self.db.executemany(
+                "INSERT INTO deliveries (digest_id, recipient, name, variant, message_id, status) "
+                "VALUES (?, ?, ?, ?, ?, 'pending')",
+                [(digest_id, d.recipient, d.name, d.variant, d.message_id) for d in deliveries],
+            )
+        record = self.digest_for_period(period)
+        assert record is not None
+        return record
+
+    def renders(self, digest_id: int) -> dict[str, dict[str, Any]]:
+        rows = self.db.execute("SELECT variant, parts FROM digest_renders WHERE digest_id = ?", (digest_id,))
+        return {variant: json.loads(parts) for variant, parts in rows}
+
+    # -- deliveries
+
+    def deliveries(self, digest_id: int, statuses: Sequence[DeliveryStatus] = ()) -> list[Delivery]:
+        """The digest's deliveries (only those in `statuses` when given), in the order they were planned."""
+        query = (
+            "SELECT recipient, name, variant, message_id, status, attempts, last_error "
+            "FROM deliveries WHERE digest_id = ?"
+        )
+        args: list[Any] = [digest_id]
+        if statuses:
+            query += f" AND status IN ({','.join('?' * len(statuses))})"
+            args.extend(statuses)
+        rows = self.db.execute(query + " ORDER BY rowid", args).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def record_delivery(
+        self,
+        digest_id: int,
+        recipient: str,
+        status: DeliveryStatus,
+        *,
+        attempts: int,
+        error: str = "",
+        now: dt.datetime,
+    ) -> None:
+        """One recipient's outcome, in its own transaction; attempts add up across runs."""
+        with _transaction(self.db):
+            self.db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?, updated = ? "
+                "WHERE digest_id = ? AND recipient = ?",
+                (status, attempts, error, _iso(now), digest_id, recipient),
+            )
+
+    def finish_if_complete(self, digest_id: int, now: dt.datetime) -> bool:
+        """Mark the digest `sent` when no delivery is left to make; True when it is (or already was)."""
+        with _transaction(self.db):
+            open_rows = self.db.execute(
+                f"SELECT count(*) FROM deliveries WHERE digest_id = ? AND status IN {_OPEN_SQL}",  # noqa: S608
+                (digest_id,),
+            ).fetchone()[0]
+            if open_rows == 0:
+                self.db.execute(
+                    "UPDATE digests SET status = 'sent', finished = coalesce(finished, ?) WHERE id = ?",
+                    (_iso(now), digest_id),
+                )
+        return bool(open_rows == 0)
+
+    # -- the scheduler's record of its runs
+
+    def last_scheduled_run(self, job: str) -> dt.datetime | None:
+        row = self.db.execute("SELECT last_run FROM schedule_runs WHERE job = ?", (job,)).fetchone()
+        return dt.datetime.fromisoformat(row[0]) if row else None
+
+    def record_scheduled_run(self, job: str, when: dt.datetime) -> None:
+        with _transaction(self.db):
+            self.db.execute("INSERT OR REPLACE INTO schedule_runs VALUES (?, ?)", (job, _iso(when)))
+
+
+def read_history(db: sqlite3.Connection) -> History:
+    """Previous cut-off, every article id ever put in a digest, and the periods; empty for a new database."""
+    if schema_version(db) < 1:
+        return History(None, frozenset(), ())
+    rows = db.execute("SELECT period, cutoff FROM digests ORDER BY id").fetchall()
+    cutoffs = [dt.datetime.fromisoformat(cutoff) for _, cutoff in rows]
+    sent = frozenset(entry_id for (entry_id,) in db.execute("SELECT DISTINCT entry_id FROM digest_articles"))
+    return History(max(cutoffs) if cutoffs else None, sent, tuple(period for period, _ in rows))
+
+
+def peek_history(path: Path) -> History:
+    """The history, read-only: no file, folder or table is created, nothing is written (for previews)."""
+    if not path.exists():
+        return History(None, frozenset(), ())
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
+    try:
+        return read_history(db)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot read the state database: {exc}", path=str(path)) from None
+    finally:
+        db.close()
+
+
+# ---------------------------------------------------------------- the run lock
+
+
+def lock_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".lock")
+
+
+@contextlib.contextmanager
+def run_lock(
+    state_path: Path,
+    timeout: float,
+    *,
+    poll: float = 0.1,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[None]:
+    """Hold `<state>.lock` exclusively (flock) for one run; wait up to `timeout` seconds, then fail.
+
+    An flock, unlike a lock row in SQLite, is released by the kernel when its holder dies, even by
+    SIGKILL, so a killed run never leaves a stale lock, and it holds no database transaction open.
+    """
+    path = lock_path(state_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateError(f"cannot open the run lock: {exc.strerror}", path=str(path)) from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                    raise StateError(
+                        f"another digest run (pid {holder}) has held the run lock for over {timeout:g} s",
+                        path=str(path),
+                        hint="wait for it to finish; `digest schedule` and `digest run` take turns",
+                    ) from None
+                sleep(poll)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

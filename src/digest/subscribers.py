@@ -1,0 +1,215 @@
+"""Who gets the digest: `[subscribers] file` (CSV) and/or `[subscribers] list`, validated.
+
+The CSV has a header row `email,name,topics` (`name` and `topics` optional); `topics` is separated by
+`;` and holds topic names as the articles spell them (matched by `content.topic_key`, so case and
+spacing don't matter). An empty topic set means "every topic". A row with an invalid or repeated
+address is reported as a `Problem` and skipped; the others still get the digest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .content import topic_key
+from .errors import ConfigError, DigestError, Problem
+
+COLUMNS = ("email", "name", "topics")
+MAX_ADDRESS = 254  # RFC 5321: a path is at most 256 octets, brackets included
+
+# An address smtplib can hand to any server without SMTPUTF8: a dot-atom local part and a host name.
+# Deliberately narrower than RFC 5322 (no quoted local parts, no IP literals): those are typos far
+# more often than real subscribers.
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"^{_LOCAL}@{_LABEL}(?:\.{_LABEL})+$")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    email: str
+    name: str = ""
+    topics: frozenset[str] = frozenset()  # topic keys; empty = every topic
+
+
+@dataclass
+class SubscriberList:
+    subscribers: list[Subscriber] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def by_topics(self) -> dict[frozenset[str], list[Subscriber]]:
+        """Subscribers grouped by topic set, in first-seen order: the digest is rendered once per group."""
+        groups: dict[frozenset[str], list[Subscriber]] = {}
+        for subscriber in self.subscribers:
+            groups.setdefault(subscriber.topics, []).append(subscriber)
+        return groups
+
+
+def address_problem(email: str) -> str | None:
+    """Why `email` can't be used as a recipient, or None when it can."""
+    if not email:
+        return "no email address"
+    if not email.isascii():
+        return f"{email!r} is not a valid email address (non-ASCII addresses are not supported)"
+    if len(email) > MAX_ADDRESS or not _ADDRESS.match(email):
+        return f"{email!r} is not a valid email address"
+    return None
+
+
+def split_topics(value: str | Sequence[str] | None) -> frozenset[str]:
+    """`"AI; 投融资"` or `["AI", "投融资"]` → topic keys."""
+    if value is None:
+        return frozenset()
+    names = value.split(";") if isinstance(value, str) else list(value)
+    return frozenset(topic_key(name) for name in names if topic_key(name))
+
+
+def load_subscribers(config: Config) -> SubscriberList:
+    """The subscribers from `[subscribers] file` then `[subscribers] list`; the first of two equal
+    addresses (compared case-insensitively) wins and the other is reported."""
+    result = SubscriberList()
+    seen: dict[str, str] = {}
+    section = config.subscribers
+    if section.file is None and not section.list:
+        # Without this a forgotten setting would mark a whole digest sent to nobody.
+        raise ConfigError(
+            "no subscribers are configured",
+            path=str(config.path),
+            key="subscribers.file",
+            hint="set [subscribers] file or list",
+        )
+    if section.file is not None:
+        shown = _display(section.file)
+        try:
+            text = section.file.read_text(encoding="utf-8-sig")  # Excel's CSV export starts with a BOM
+        except FileNotFoundError:
+            raise DigestError(
+                "subscribers file not found", path=shown, hint="create it or fix [subscribers] file"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DigestError(f"cannot read the subscribers file: {exc}", path=shown) from None
+        _add(result, seen, parse_csv(text, shown))
+    if section.list:
+        _add(result, seen, _from_config(section.list, str(config.path)))
+    return result
+
+
+def _display(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+Row = tuple[str, int | None, str, str, frozenset[str]]  # (where, line, email, name, topics)
+
+
+def _add(result: SubscriberList, seen: dict[str, str], rows: Iterable[Row | Problem]) -> None:
+    for row in rows:
+        if isinstance(row, Problem):
+            result.problems.append(row)
+            continue
+        where, line, email, name, topics = row
+        problem = address_problem(email)
+        place = f"{where}:{line}" if line else where
+        if problem is None and email.casefold() in seen:
+            problem = f"{email!r} is listed twice (first at {seen[email.casefold()]})"
+        if problem is not None:
+            result.problems.append(Problem(where, problem, line, hint="this subscriber is skipped"))
+            continue
+        seen[email.casefold()] = place
+        result.subscribers.append(Subscriber(email, name, topics))
+
+
+def parse_csv(text: str, where: str) -> list[Row | Problem]:
+    """Rows of a subscribers CSV; a header that is not `email[,name][,topics]` makes the file unusable."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DigestError(
+            "the subscribers file is empty",
+            path=where,
+            hint="the first row must be the header: email,name,topics",
+        ) from None
+    except csv.Error as exc:
+        raise DigestError(f"not a CSV file: {exc}", path=where, line=1) from None
+    columns = [column.strip().casefold() for column in header]
+    unknown = [c for c in columns if c not in COLUMNS]
+    if "email" not in columns or unknown or len(set(columns)) != len(columns):
+        raise DigestError(
+            f"the header row must name the columns email,name,topics, not {','.join(header)!r}",
+            path=where,
+            line=1,
+            hint="name and topics are optional; no other column is allowed",
+        )
+    rows: list[Row | Problem] = []
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            rows.append(Problem(where, f"not valid CSV: {exc}", reader.line_num))
+            continue
+        if not any(value.strip() for value in values):
+            continue  # blank line
+        if len(values) > len(columns):
+            rows.append(
+                Problem(
+                    where,
+                    f"{len(values)} fields, but the header names {len(columns)}",
+                    reader.line_num,
+                    hint="quote a name that contains a comma",
+                )
+            )
+            continue
+        record = dict(zip(columns, values, strict=False))
+        rows.append(
+            (
+                where,
+                reader.line_num,
+                record.get("email", "").strip(),
+                _one_line(record.get("name", "")),
+                split_topics(record.get("topics", "")),
+            )
+        )
+    return rows
+
+
+def _from_config(entries: Sequence[Mapping[str, Any]], where: str) -> list[Row | Problem]:
+    rows: list[Row | Problem] = []
+    for index, entry in enumerate(entries):
+        key = f"subscribers.list[{index}]"
+        unknown = sorted(set(entry) - set(COLUMNS))
+        if unknown:
+            raise ConfigError(
+                f"unknown key '{unknown[0]}' in '{key}'",
+                path=where,
+                key=key,
+                hint="known keys: " + ", ".join(COLUMNS),
+            )
+        name, topics = entry.get("name", ""), entry.get("topics")
+        if not isinstance(name, str) or not (
+            topics is None
+            or isinstance(topics, str)
+            or (isinstance(topics, list) and all(isinstance(t, str) for t in topics))
+        ):
+            raise ConfigError(
+                f"'{key}': name must be a string and topics a string or a list of strings",
+                path=where,
+                key=key,
+            )
+        rows.append(
+            (f"{where} [{key}]", None, str(entry["email"]).strip(), _one_line(name), split_topics(topics))
+        )
+    return rows
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())

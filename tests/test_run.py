@@ -1,0 +1,210 @@
+"""The weekly job end to end with the outbox: what is new, once per period, resumed exactly (jobs.run)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import threading
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest import jobs
+from digest.cli import main
+from digest.config import Config, load_config
+from digest.errors import StateError
+from digest.state import State, run_lock
+
+from conftest import NOW, Site, article_text
+from smtp_server import write_run_config, write_subscribers
+
+WEEK = dt.timedelta(days=7)
+
+
+@pytest.fixture
+def run_site(site: Site) -> Site:
+    write_run_config(site.root)
+    write_subscribers(site.root, [("all@example.com", "All", ""), ("ai@example.com", "AI fan", "AI")])
+    site.add("a.md", article_text("Alpha", "2025-06-25T10:00:00+08:00", main_topics=["AI"]))
+    site.add("b.md", article_text("Beta", "2025-06-27T10:00:00+08:00", main_topics=["Policy"]))
+    return site
+
+
+def config_of(site: Site) -> Config:
+    return load_config(site.root / "config.toml")
+
+
+def outbox(site: Site) -> dict[str, EmailMessage]:
+    """The outbox's messages by file name."""
+    found: dict[str, EmailMessage] = {}
+    for path in sorted((site.root / "outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        found[path.name] = message
+    return found
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert isinstance(part, EmailMessage)
+    return str(part.get_content())
+
+
+def cli(site: Site, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(site.root / "config.toml"), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_the_first_run_sends_each_subscriber_their_topics_and_the_second_sends_nothing(
+    run_site: Site,
+) -> None:
+    code, out, err = cli(run_site, "run", "--now", NOW.isoformat())
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        "digest 2025-W27: 2 articles for 2 recipients (2 renderings)",
+        f"delivered via outbox {run_site.root / 'outbox'}: 2 sent, 0 failed, 0 deferred",
+    ]
+    messages = outbox(run_site)
+    assert sorted(messages) == ["2025-W27--ai@example.com.eml", "2025-W27--all@example.com.eml"]
+    everything = messages["2025-W27--all@example.com.eml"]
+    assert everything["To"] == "All <all@example.com>"
+    assert "2025-W27" in everything["Subject"]
+    assert "Alpha" in text_of(everything) and "Beta" in text_of(everything)
+    only_ai = messages["2025-W27--ai@example.com.eml"]
+    assert "Alpha" in text_of(only_ai) and "Beta" not in text_of(only_ai)
+    assert everything["Message-ID"] != only_ai["Message-ID"]
+    assert sorted(p.name for p in (run_site.root / "archive").iterdir()) == ["2025-W27.html", "index.html"]
+
+    files = {p: p.stat().st_mtime_ns for p in (run_site.root / "outbox").iterdir()}
+    code, out, err = cli(run_site, "run", "--now", (NOW + dt.timedelta(hours=3)).isoformat())
+    assert code == 5
+    assert out.splitlines()[1:] == ["digest 2025-W27 was already sent; nothing more until the next period"]
+    assert {p: p.stat().st_mtime_ns for p in (run_site.root / "outbox").iterdir()} == files
+
+
+def test_next_week_only_what_is_new_goes_out_including_a_late_arrival(run_site: Site) -> None:
+    assert jobs.run(config_of(run_site), NOW).exit_code() == 0
+    # After the W27 digest went out: a new article, and one dated in W26 that only appeared now.
+    run_site.add("c.md", article_text("Gamma", "2025-07-03T10:00:00+08:00", main_topics=["AI"]))
+    run_site.add("late.md", article_text("Late", "2025-06-28T10:00:00+08:00", main_topics=["AI"]))
+    # A re-imported archive article is older than [digest] max_age (30 days): it does not flood anyone.
+    run_site.add("old.md", article_text("Ancient", "2025-04-01T10:00:00+08:00", main_topics=["AI"]))
+    report = jobs.run(config_of(run_site), NOW + WEEK)
+    assert (report.period, report.articles, report.exit_code()) == ("2025-W28", 2, 0)
+    text = text_of(outbox(run_site)["2025-W28--all@example.com.eml"])
+    assert "Gamma" in text and "Late" in text
+    assert "Alpha" not in text and "Beta" not in text and "Ancient" not in text
+    index = (run_site.root / "archive" / "index.html").read_text(encoding="utf-8")
+    assert "2025-W27" in index and "2025-W28" in index
+
+
+def test_nothing_published_means_nothing_sent_and_exit_5(site: Site) -> None:
+    write_run_config(site.root)
+    write_subscribers(site.root, 2)
+    code, out, _ = cli(site, "run", "--now", NOW.isoformat())
+    assert code == 5
+    assert out.splitlines()[1:] == ["nothing new since the last digest; nothing sent"]
+    assert not (site.root / "outbox").exists()
+
+
+def test_next_digest_is_what_run_sends_and_records_nothing(run_site: Site) -> None:
+    config = config_of(run_site)
+    preview = jobs.next_digest(config, NOW)
+    assert preview is not None
+    assert not config.state.path.parent.exists()  # not even the folder of the database
+    report = jobs.run(config, NOW)
+    state = State.open(config.state.path)
+    recorded = state.digest_for_period("2025-W27")
+    state.close()
+    assert recorded is not None and recorded.article_ids == preview.article_ids
+    assert report.articles == len(preview.article_ids)
+    assert jobs.next_digest(config, NOW + dt.timedelta(hours=1)) is None  # everything was sent
+
+
+def test_one_rendering_per_distinct_topic_set_not_per_subscriber(run_site: Site) -> None:
+    rows = [(f"all{i}@example.com", "", "") for i in range(10)]
+    rows += [
+        (f"ai{i}@example.com", "", "AI" if i % 2 else " ai") for i in range(10)
+    ]  # one topic, two spellings
+    rows += [(f"both{i}@example.com", "", "ai;policy") for i in range(10)]  # same articles as "all"
+    rows += [("none@example.com", "", "Cooking")]
+    write_subscribers(run_site.root, rows)
+    report = jobs.run(config_of(run_site), NOW)
+    assert (report.recipients, report.renders, report.no_match, report.sent) == (30, 2, 1, 30)
+    assert "1 subscribers have nothing in their topics" in report.summary_lines()[1]
+
+
+def test_skipped_articles_and_subscribers_are_reported_and_the_rest_goes_out(run_site: Site) -> None:
+    run_site.add("broken.md", "---\ntitle: [unclosed\n---\nbody\n")
+    write_subscribers(run_site.root, [("ok@example.com", "", ""), ("not an address", "", "")])
+    code, out, err = cli(run_site, "run", "--now", NOW.isoformat())
+    assert code == 3
+    assert "broken.md" in err and "'not an address' is not a valid email address" in err
+    assert sorted(outbox(run_site)) == ["2025-W27--ok@example.com.eml"]
+    assert out.splitlines()[-1] == "2 problems (articles or subscribers skipped)"
+
+
+def test_an_interrupted_digest_is_finished_with_the_content_it_was_recorded_with(run_site: Site) -> None:
+    write_subscribers(
+        run_site.root, [("a@example.com", "", ""), ("b@example.com", "", ""), ("leaving@example.com", "", "")]
+    )
+    stop = threading.Event()
+    stop.set()  # as SIGTERM does to the scheduler: the digest is recorded, nothing more is sent
+    first = jobs.run(config_of(run_site), NOW, stop=stop)
+    assert (first.sent, first.left, first.exit_code()) == (0, 3, 4)
+    assert first.summary_lines()[-1] == "stopped: asked to stop; 3 recipients are left for the next run"
+
+    # Between the interruption and the resume an article is edited and a subscriber leaves.
+    run_site.add("a.md", article_text("Alpha, edited", "2025-06-25T10:00:00+08:00", main_topics=["AI"]))
+    write_subscribers(run_site.root, [("a@example.com", "", ""), ("b@example.com", "", "")])
+    second = jobs.run(config_of(run_site), NOW + dt.timedelta(hours=1))
+    assert (second.resumed, second.period, second.sent, second.cancelled) == (["2025-W27"], None, 2, 1)
+    assert second.exit_code() == 0
+    messages = outbox(run_site)
+    assert sorted(messages) == ["2025-W27--a@example.com.eml", "2025-W27--b@example.com.eml"]
+    for message in messages.values():
+        assert "Alpha" in text_of(message) and "edited" not in text_of(message)
+        assert message["Date"] == "Mon, 30 Jun 2025 08:00:00 +0800"  # the digest's time, not the resume's
+    # The edited article was in a digest: it is not "new" next week.
+    third = jobs.run(config_of(run_site), NOW + WEEK)
+    assert third.exit_code() == 5
+
+
+def test_a_second_run_waits_for_the_lock_then_says_why_it_gave_up(run_site: Site) -> None:
+    config = config_of(run_site)
+    with (
+        run_lock(config.state.path, timeout=1),
+        pytest.raises(StateError, match=r"another digest run .* held the run lock for over 0\.2 s"),
+    ):
+        jobs.run(config, NOW, lock_timeout=0.2)
+    assert not (run_site.root / "outbox").exists()
+
+
+def test_run_takes_a_naive_now_in_the_site_timezone(run_site: Site) -> None:
+    report = jobs.run(config_of(run_site), dt.datetime(2025, 6, 30, 8, 0))
+    assert report.now == NOW
+    assert report.period == "2025-W27"
+
+
+def test_the_sample_subscribers_file_is_valid(tmp_path: Path) -> None:
+    from conftest import PROJECT
+
+    config = load_config(PROJECT / "config.toml")
+    from digest.subscribers import load_subscribers
+
+    result = load_subscribers(config)
+    assert result.problems == []
+    assert len(result.subscribers) == 3
+    assert all(s.email.endswith(("@example.com", "@example.org")) for s in result.subscribers)
+    assert any(s.topics for s in result.subscribers)
+
+
+def test_with_an_empty_subscriber_list_the_digest_is_archived_and_recorded(run_site: Site) -> None:
+    write_subscribers(run_site.root, [])
+    report = jobs.run(config_of(run_site), NOW)
+    assert (report.period, report.recipients, report.exit_code()) == ("2025-W27", 0, 0)
+    assert (run_site.root / "archive" / "2025-W27.html").exists()
+    assert not (run_site.root / "outbox").exists()

@@ -1,0 +1,158 @@
+"""`digest run` delivering through a real SMTP server (aiosmtpd on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import main
+from digest.config import load_config
+from digest.state import State
+
+from conftest import NOW, Site, article_text
+from smtp_server import SmtpServer, smtp_delivery, smtp_server, write_run_config, write_subscribers
+
+SUBSCRIBERS = [
+    ("zhang@example.com", "张三", ""),
+    ("li@example.org", "Li Si", "投融资与市场洞察"),
+    ("wang@example.com", "Wang, Wu", "Policy;前沿模型与算法"),
+]
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with smtp_server() as running:
+        yield running
+
+
+def make_site(site: Site, server: SmtpServer, **delivery: object) -> Site:
+    write_run_config(site.root, delivery=smtp_delivery(server, **delivery))
+    write_subscribers(site.root, SUBSCRIBERS)
+    site.add(
+        "money.md", article_text("融资新闻", "2025-06-26T09:00:00+08:00", main_topics=["投融资与市场洞察"])
+    )
+    site.add(
+        "model.md", article_text("模型发布", "2025-06-27T09:00:00+08:00", main_topics=["前沿模型与算法"])
+    )
+    site.add("rules.md", article_text("New rules", "2025-06-28T09:00:00+08:00", main_topics=["Policy"]))
+    return site
+
+
+def run(site: Site, now: dt.datetime = NOW) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(
+        main, ["--config", str(site.root / "config.toml"), "run", "--now", now.isoformat()]
+    )
+    return result.exit_code, result.stdout.splitlines()
+
+
+def deliveries(site: Site) -> dict[str, tuple[str, int, str]]:
+    state = State.open(load_config(site.root / "config.toml").state.path)
+    try:
+        digest = state.digest_for_period("2025-W27")
+        assert digest is not None
+        return {d.recipient: (d.status, d.attempts, d.last_error) for d in state.deliveries(digest.id)}
+    finally:
+        state.close()
+
+
+def test_three_subscribers_receive_their_digest_with_the_right_headers(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server)
+    code, lines = run(site)
+    assert code == 0
+    assert lines[-1] == f"delivered via SMTP 127.0.0.1:{server.port}: 3 sent, 0 failed, 0 deferred"
+    assert server.connections == 1
+    copies = server.handler.by_recipient()
+    assert sorted(copies) == sorted(email for email, _, _ in SUBSCRIBERS)
+    titles = {"融资新闻", "模型发布", "New rules"}
+    expected = {
+        "zhang@example.com": titles,
+        "li@example.org": {"融资新闻"},
+        "wang@example.com": {"模型发布", "New rules"},
+    }
+    for address, name, _ in SUBSCRIBERS:
+        [received] = copies[address]
+        message = received.message
+        assert received.mail_from == "digest@example.com"
+        assert message["To"].addresses[0].addr_spec == address
+        assert message["To"].addresses[0].display_name == name
+        assert message["From"].addresses[0].addr_spec == "digest@example.com"
+        assert message["Subject"] == "Test Site 周报 2025-W27"
+        assert message["Message-ID"].endswith("@example.com>")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert address.replace("@", "%40") in message["List-Unsubscribe"]
+        assert message.get_content_type() == "multipart/alternative"
+        plain, html = (part.get_content() for part in message.iter_parts())
+        shown = {title for title in titles if title in plain}
+        assert shown == expected[address], address
+        assert {title for title in titles if title in html} == expected[address]
+        assert address.replace("@", "%40") in html  # the per-subscriber unsubscribe link, filled in
+    assert len({r.message["Message-ID"] for r in server.received}) == 3
+
+
+def test_a_4xx_is_retried_and_a_5xx_is_recorded_not_retried(site: Site, server: SmtpServer) -> None:
+    make_site(site, server, max_attempts=3)
+    server.handler.reply_rcpt("zhang@example.com", "451 4.7.1 greylisted, try again", times=2)
+    server.handler.reply_rcpt("li@example.org", "550 5.1.1 no such user", times=99)
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-2:] == [
+        f"delivered via SMTP 127.0.0.1:{server.port}: 2 sent, 1 failed, 0 deferred",
+        "failed: li@example.org: 550 5.1.1 no such user",
+    ]
+    assert server.handler.attempts == {"zhang@example.com": 3, "li@example.org": 1, "wang@example.com": 1}
+    assert sorted(server.handler.by_recipient()) == ["wang@example.com", "zhang@example.com"]
+    assert deliveries(site) == {
+        "zhang@example.com": ("sent", 3, ""),
+        "li@example.org": ("failed", 1, "550 5.1.1 no such user"),
+        "wang@example.com": ("sent", 1, ""),
+    }
+    # The next run does not try the refused address again, and there is nothing new.
+    code, _ = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 5
+    assert server.handler.attempts["li@example.org"] == 1
+
+
+def test_a_recipient_deferred_by_4xx_is_retried_by_the_next_run(site: Site, server: SmtpServer) -> None:
+    make_site(site, server, max_attempts=2)
+    server.handler.reply_rcpt("wang@example.com", "452 4.2.2 mailbox full", times=2)
+    code, lines = run(site)
+    assert code == 4
+    assert "deferred: wang@example.com: 452 4.2.2 mailbox full" in lines
+    assert lines[-1] == "1 deferred recipients are retried by the next run"
+    code, lines = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 0
+    assert lines[1] == "digest 2025-W27: resumed its unfinished delivery"
+    assert [len(v) for v in server.handler.by_recipient().values()] == [1, 1, 1]
+    assert deliveries(site)["wang@example.com"] == ("sent", 3, "")
+
+
+def test_an_unreachable_server_leaves_everyone_for_the_next_run(site: Site) -> None:
+    with smtp_server() as gone:
+        make_site(site, gone, max_attempts=2)
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-1].startswith(f"stopped: SMTP 127.0.0.1:{gone.port}: cannot connect")
+    assert lines[-1].endswith("; 3 recipients are left for the next run")
+    assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
+
+
+def test_a_missing_password_stops_the_run_before_anything_is_recorded(
+    site: Site, server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_site(site, server, smtp_username="digest", smtp_password_env="DIGEST_TEST_SMTP_PASSWORD")
+    monkeypatch.delenv("DIGEST_TEST_SMTP_PASSWORD", raising=False)
+    result = CliRunner().invoke(
+        main, ["--config", str(site.root / "config.toml"), "run", "--now", NOW.isoformat()]
+    )
+    assert result.exit_code == 1
+    assert "Error: " in result.stderr
+    assert (
+        "the environment variable DIGEST_TEST_SMTP_PASSWORD (the SMTP password) is not set" in result.stderr
+    )
+    assert State.open(load_config(site.root / "config.toml").state.path).history().periods == ()
+    assert server.count == 0

@@ -1,0 +1,132 @@
+"""Who gets the digest: the CSV file and the config list, validated (subscribers.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.config import load_config
+from digest.errors import ConfigError, DigestError
+from digest.subscribers import Subscriber, load_subscribers
+
+from conftest import Site
+
+
+def configure(site: Site, csv: str | None, listed: str = "") -> None:
+    extra = ""
+    if csv is not None:
+        (site.root / "subscribers.csv").write_text(csv, encoding="utf-8")
+        extra = '[subscribers]\nfile = "subscribers.csv"\n' + listed
+    elif listed:
+        extra = "[subscribers]\n" + listed
+    site.write_config(extra)
+
+
+def test_a_csv_with_topics_names_and_a_bom(site: Site) -> None:
+    configure(
+        site,
+        "\ufeffemail,name,topics\n"
+        "a@example.com,Alice,\n"
+        'b@example.org,"Li, Si", AI ; 投融资与市场洞察 \n'
+        "\n"
+        "c@example.com,,ai\n",
+    )
+    result = load_subscribers(site.config())
+    assert result.problems == []
+    assert result.subscribers == [
+        Subscriber("a@example.com", "Alice", frozenset()),
+        Subscriber("b@example.org", "Li, Si", frozenset({"ai", "投融资与市场洞察"})),
+        Subscriber("c@example.com", "", frozenset({"ai"})),
+    ]
+    # Subscribers with the same topics share one rendering.
+    assert list(result.by_topics().values()) == [
+        result.subscribers[:1],
+        result.subscribers[1:2],
+        result.subscribers[2:],
+    ]
+
+
+def test_invalid_and_repeated_addresses_are_reported_with_their_line_and_skipped(site: Site) -> None:
+    configure(
+        site,
+        "email,name\n"
+        "good@example.com,Good\n"
+        "not-an-address,Bad\n"
+        "two@@example.com,Bad\n"
+        "GOOD@example.com,Again\n"
+        "名字@example.com,Unicode\n"
+        ",Nobody\n"
+        "x@localhost,NoDot\n"
+        "ok@example.net,OK\n",
+    )
+    result = load_subscribers(site.config())
+    assert [s.email for s in result.subscribers] == ["good@example.com", "ok@example.net"]
+    lines = [str(p) for p in result.problems]
+    assert lines == [
+        "subscribers.csv:3: 'not-an-address' is not a valid email address (this subscriber is skipped)",
+        "subscribers.csv:4: 'two@@example.com' is not a valid email address (this subscriber is skipped)",
+        "subscribers.csv:5: 'GOOD@example.com' is listed twice (first at subscribers.csv:2) "
+        "(this subscriber is skipped)",
+        "subscribers.csv:6: '名字@example.com' is not a valid email address (non-ASCII addresses are not "
+        "supported) (this subscriber is skipped)",
+        "subscribers.csv:7: no email address (this subscriber is skipped)",
+        "subscribers.csv:8: 'x@localhost' is not a valid email address (this subscriber is skipped)",
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _in_site(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(site.root)  # problems show paths relative to the current folder
+
+
+def test_an_unknown_column_makes_the_file_unusable(site: Site) -> None:
+    configure(site, "email,name,phone\na@example.com,A,123\n")
+    with pytest.raises(DigestError, match=r"subscribers.csv:1: the header row must name the columns"):
+        load_subscribers(site.config())
+
+
+def test_a_missing_file_is_an_error_naming_it(site: Site) -> None:
+    site.write_config('[subscribers]\nfile = "nobody.csv"\n')
+    with pytest.raises(DigestError, match=r"nobody.csv: subscribers file not found"):
+        load_subscribers(site.config())
+
+
+def test_a_row_with_too_many_fields_is_reported(site: Site) -> None:
+    configure(site, "email,name\na@example.com,Smith, John\nb@example.com,B\n")
+    result = load_subscribers(site.config())
+    assert [s.email for s in result.subscribers] == ["b@example.com"]
+    assert "3 fields, but the header names 2" in str(result.problems[0])
+
+
+def test_the_config_list_adds_to_the_file(site: Site) -> None:
+    configure(
+        site,
+        "email\na@example.com\n",
+        'list = [{ email = "b@example.com", name = "B", topics = ["AI", "Policy"] },\n'
+        '        { email = "c@example.com", topics = "ai;policy" },\n'
+        '        { email = "A@example.com" }]\n',
+    )
+    result = load_subscribers(site.config())
+    assert result.subscribers == [
+        Subscriber("a@example.com"),
+        Subscriber("b@example.com", "B", frozenset({"ai", "policy"})),
+        Subscriber("c@example.com", "", frozenset({"ai", "policy"})),
+    ]
+    assert "listed twice" in str(result.problems[0])
+
+
+def test_an_unknown_key_in_the_config_list_is_a_config_error(site: Site) -> None:
+    configure(site, None, 'list = [{ email = "b@example.com", phone = "1" }]\n')
+    config = load_config(site.config_path)
+    with pytest.raises(ConfigError, match=r"unknown key 'phone' in 'subscribers.list\[0\]'"):
+        load_subscribers(config)
+
+
+def test_no_subscribers_configured_is_an_error_not_a_digest_sent_to_nobody(site: Site) -> None:
+    site.write_config()
+    with pytest.raises(ConfigError, match="no subscribers are configured"):
+        load_subscribers(site.config())
+
+
+def test_a_file_with_only_the_header_is_an_empty_list(site: Site) -> None:
+    configure(site, "email,name,topics\n")
+    assert load_subscribers(site.config()).subscribers == []
