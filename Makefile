@@ -20,7 +20,8 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-install pyproject.toml
 
 ## run: install, then run the weekly job once on seeds/ with config.toml (feeds + digest to the outbox)
 run: $(VENV)/.stamp-install
-	$(BIN)/digest --config $(CONFIG) run
+	@# exit status 5 means "nothing new to send": not a failure when run by hand
+	$(BIN)/digest --config $(CONFIG) run || [ $$? -eq 5 ]
 
 ## build: rebuild only the feeds
 build: $(VENV)/.stamp-install
@@ -49,4 +50,4 @@ bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/bench.py
 
 clean:
-	rm -rf $(VENV) .digest outbox
+	rm -rf $(VENV) .digest outbox archive test-artifacts
