@@ -356,7 +356,9 @@ def test_an_article_becomes_published_when_its_time_comes_without_any_file_chang
 def test_a_derived_summary_is_cut_by_characters_at_a_sentence_end(site: Site) -> None:
     from digest.render import summary_text
 
-    body = "### 标题不算\n\n" + "第一句话很短。" * 5 + "\n\n第二段接着说，" + "这是很长的中文内容" * 30 + "。\n"
+    body = (
+        "### 标题不算\n\n" + "第一句话很短。" * 5 + "\n\n第二段接着说，" + "这是很长的中文内容" * 30 + "。\n"
+    )
     site.add("zh.md", article_text(title="中文", body=body))
     [article] = collect(site.config()).articles
     summary = summary_text(article, 40)

@@ -93,8 +93,9 @@ def test_seed_digest_matches_the_golden_files(seeds_site: Path) -> None:
     produced = {
         "web.html": write_archive(digest, config)[f"{digest.period}.html"],
         "digest.txt": rendered.text.encode("utf-8"),
-        "message.eml": build_message(rendered, config, to=recipient, to_name="读者", message_id=message_id,
-                                     date=NOW),
+        "message.eml": build_message(
+            rendered, config, to=recipient, to_name="读者", message_id=message_id, date=NOW
+        ),
     }
     if os.environ.get("DIGEST_UPDATE_GOLDEN") == "1":
         DIGEST_GOLDEN.mkdir(parents=True, exist_ok=True)

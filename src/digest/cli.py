@@ -5,7 +5,8 @@ Exit status (documented in the README; cron and systemd read it):
   1  error: bad config, unusable state, or (for `check`) any problem found
   2  usage error (click)
   3  some articles were skipped as unreadable; everything else was published
-  4  some deliveries failed (they are retried by the next run)
+  4  some deliveries failed: refused (5xx, final), deferred (4xx) or left when delivery stopped;
+     the next run retries the deferred and the left ones
   5  nothing new to send (`run` only)
 """
 

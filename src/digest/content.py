@@ -18,7 +18,6 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -346,6 +345,8 @@ def _parse_all(
     cores = workers if workers is not None else (os.cpu_count() or 1)
     if cores > 1 and len(paths) >= _PARALLEL_THRESHOLD:
         chunk = max(1, len(paths) // (cores * 8))
+        from concurrent.futures import ProcessPoolExecutor  # costs start-up time; only cold builds need it
+
         with ProcessPoolExecutor(max_workers=cores) as pool:
             return list(
                 pool.map(

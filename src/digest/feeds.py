@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
-from xml.sax.saxutils import quoteattr
 
 from .config import Config
 from .content import Article, Topic, site_topics, topic_key
@@ -228,6 +227,11 @@ def _teaser_html(article: Article, rendered: RenderedEntry) -> str:
         f"{image}<p>{html.escape(rendered.summary)}</p>\n"
         f'<p><a href="{html.escape(article.url)}">{html.escape(clean_xml_text(article.title))}</a></p>'
     )
+
+
+def quoteattr(value: str) -> str:
+    """An XML attribute value in double quotes (xml.sax.saxutils would import urllib.request)."""
+    return '"' + html.escape(value, quote=True) + '"'
 
 
 def render_opml(plan: FeedPlan, config: Config) -> bytes:

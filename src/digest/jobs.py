@@ -14,23 +14,22 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .cache import Cache, open_database
-from .compose import Digest, for_topics, lower_bound, period_of, select_digest
+from .compose import Digest, lower_bound, select_digest
 from .config import Config
 from .content import Article, collect, is_published, load_bodies, scan, tree_signature
-from .delivery import Transport, envelope_sender, open_transport
-from .errors import DeliveryError, Problem
+from .errors import Problem
 from .feeds import FeedPlan, RenderedEntry, plan_feeds, render_files
-from .message import RenderedDigest, build_message, make_message_id, render_digest, write_archive
-from .output import read_manifest, safe_join, write_atomic, write_tree
+from .output import read_manifest, write_tree
 from .render import article_html, image_url, summary_text
-from .state import OPEN_STATUSES, Delivery, DigestRecord, State, peek_history, run_lock
-from .subscribers import SubscriberList, load_subscribers
+from .state import peek_history
+
+if TYPE_CHECKING:
+    from .weekly import RunReport
 
 RENDER_VERSION = 1
 _PARALLEL_RENDER_THRESHOLD = 60
@@ -189,6 +188,8 @@ def render_entries(
     cores = workers if workers is not None else (os.cpu_count() or 1)
     chars = config.content.summary_chars
     if cores > 1 and len(missing) >= _PARALLEL_RENDER_THRESHOLD:
+        from concurrent.futures import ProcessPoolExecutor  # costs start-up time; only cold builds need it
+
         with ProcessPoolExecutor(max_workers=cores) as pool:
             fresh = list(
                 pool.map(
@@ -218,8 +219,6 @@ log = logging.getLogger(__name__)
 
 # How long a manual `digest run` waits for another run (the scheduler's) to release the state.
 LOCK_TIMEOUT = 30.0
-WEB_VARIANT = "web"  # the archive copy's stored rendering; never sent to anyone
-_MAX_LISTED = 20  # failed recipients listed one per line; the rest are counted
 
 
 def _aware(now: dt.datetime, config: Config) -> dt.datetime:
@@ -259,84 +258,6 @@ def _compose(
     return select_digest(articles, config, now, previous_cutoff, sent_ids)
 
 
-@dataclass
-class RunReport:
-    """What `run` did: for the CLI's lines and exit status, the scheduler's log, and tests."""
-
-    now: dt.datetime
-    problems: list[Problem] = field(default_factory=list)
-    build: BuildReport | None = None
-    period: str | None = None  # the digest composed by this run
-    articles: int = 0
-    recipients: int = 0  # deliveries planned for that digest
-    no_match: int = 0  # subscribers whose topics had nothing in it
-    renders: int = 0  # distinct renderings (one per distinct topic set that has articles)
-    resumed: list[str] = field(default_factory=list)  # unfinished digests this run went back to
-    already_sent: str | None = None  # the period's digest was recorded by an earlier run
-    transport: str = ""
-    sent: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (recipient, reply): final
-    deferred: list[tuple[str, str]] = field(default_factory=list)  # 4xx until max_attempts: next run
-    cancelled: int = 0  # unsubscribed between a kill and the resume
-    left: int = 0  # not attempted because delivery stopped early
-    stopped: str = ""  # why it stopped early ("" when it did not)
-    warnings: list[str] = field(default_factory=list)
-    archive: list[str] = field(default_factory=list)  # files written under [digest] archive_dir
-
-    @property
-    def nothing_new(self) -> bool:
-        return self.period is None and not self.resumed
-
-    def exit_code(self) -> int:
-        """The codes in cli.py's docstring: failed deliveries first, then skipped content, then idle."""
-        if self.failed or self.deferred or self.left:
-            return 4
-        if self.problems:
-            return 3
-        return 5 if self.nothing_new else 0
-
-    def summary_lines(self) -> list[str]:
-        lines: list[str] = []
-        if self.build is not None:
-            b = self.build
-            changed = len(b.written) + len(b.removed)
-            lines.append(
-                f"feeds: {b.published} of {b.articles} articles published in {b.feeds} feeds; "
-                + (f"{changed} files changed" if changed else "no file changed")
-            )
-        for period in self.resumed:
-            lines.append(f"digest {period}: resumed its unfinished delivery")
-        if self.period is not None:
-            line = f"digest {self.period}: {self.articles} articles for {self.recipients} recipients"
-            line += f" ({self.renders} renderings)"
-            if self.no_match:
-                line += f"; {self.no_match} subscribers have nothing in their topics"
-            lines.append(line)
-        elif self.already_sent and not self.resumed:
-            lines.append(f"digest {self.already_sent} was already sent; nothing more until the next period")
-        elif self.nothing_new:
-            lines.append("nothing new since the last digest; nothing sent")
-        lines.extend(f"warning: {w}" for w in self.warnings)
-        if self.transport:
-            line = f"delivered via {self.transport}: {self.sent} sent, {len(self.failed)} failed"
-            line += f", {len(self.deferred)} deferred"
-            if self.cancelled:
-                line += f", {self.cancelled} cancelled (unsubscribed)"
-            lines.append(line)
-        problems = [(r, e, "failed") for r, e in self.failed] + [(r, e, "deferred") for r, e in self.deferred]
-        for recipient, error, kind in problems[:_MAX_LISTED]:
-            lines.append(f"{kind}: {recipient}: {error}")
-        if len(problems) > _MAX_LISTED:
-            lines.append(f"… and {len(problems) - _MAX_LISTED} more")
-        if self.deferred:
-            lines.append(f"{len(self.deferred)} deferred recipients are retried by the next run")
-        if self.stopped:
-            lines.append(f"stopped: {self.stopped}; {self.left} recipients are left for the next run")
-        if self.problems:
-            lines.append(f"{len(self.problems)} problems (articles or subscribers skipped)")
-        return lines
-
-
 def run(
     config: Config,
     now: dt.datetime,
@@ -345,227 +266,8 @@ def run(
     stop: threading.Event | None = None,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> RunReport:
-    """The weekly job once: finish an interrupted digest, collect, build the feeds, compose what is new,
-    record it, write its web copy, deliver it, and record each delivery as it is accepted.
+    """The weekly job once (see weekly.run). Imported on call: delivery and message rendering cost
+    start-up time that `digest build` should not pay."""
+    from .weekly import run as run_weekly
 
-    `stop` (set by the scheduler on SIGTERM) ends delivery after the message in hand is recorded;
-    `sleep` is the backoff between SMTP retries (tests pass a fake one).
-    """
-    now = _aware(now, config)
-    with run_lock(config.state.path, lock_timeout):
-        state = State.open(config.state.path)
-        try:
-            return _run_locked(config, now, state, sleep, stop or threading.Event())
-        finally:
-            state.close()
-
-
-def _run_locked(
-    config: Config, now: dt.datetime, state: State, sleep: Callable[[float], None], stop: threading.Event
-) -> RunReport:
-    report = RunReport(now=now)
-    subscribers = load_subscribers(config)
-    report.problems.extend(subscribers.problems)
-    # Settings that would stop every delivery (no sender address, no password) fail here, before
-    # anything is recorded; opening the transport does not connect yet.
-    sender = envelope_sender(config)
-    courier = _Courier(config, state, report, now, open_transport(config, sleep=sleep), sender, stop)
-    try:
-        # A killed run's digest comes first, exactly as it was recorded, before anything new is composed.
-        for record in state.unfinished():
-            report.resumed.append(record.period)
-            _write_web_copy(config, state, record, None, report)
-            courier.deliver(record, subscribers)
-            if report.stopped:
-                return report
-
-        cache = Cache(state.db)
-        collection = collect(config, cache, bodies=False)
-        report.problems[:0] = collection.problems
-        report.build = _build_feeds(
-            config, now, collection.articles, collection.problems, cache, parsed=collection.parsed
-        )
-        state.record_articles_seen(((a.entry_id, a.content_hash) for a in collection.articles), now)
-
-        period = period_of(now, config)
-        if state.digest_for_period(period) is not None:
-            report.already_sent = period
-            log.info("digest %s was already sent; nothing new to send", period)
-            return report
-        history = state.history()
-        digest = _compose(config, collection.articles, now, history.previous_cutoff, history.sent_ids)
-        if digest is None:
-            log.info("nothing new since the last digest; nothing sent")
-            return report
-        record, web = _record_digest(config, state, digest, subscribers, report)
-        _write_web_copy(config, state, record, web, report)
-        courier.deliver(record, subscribers)
-        return report
-    finally:
-        courier.close()
-
-
-def _parts(rendered: RenderedDigest) -> dict[str, Any]:
-    """What a resumed run needs to send the identical message (the composed Digest is not kept)."""
-    return {
-        "subject": rendered.subject,
-        "html": rendered.html,
-        "text": rendered.text,
-        "encoded_html_bytes": rendered.encoded_html_bytes,
-        "warnings": list(rendered.warnings),
-        "budget": rendered.budget,
-    }
-
-
-def _rendered(parts: dict[str, Any]) -> RenderedDigest:
-    return RenderedDigest(
-        subject=parts["subject"],
-        html=parts["html"],
-        text=parts["text"],
-        encoded_html_bytes=parts["encoded_html_bytes"],
-        warnings=tuple(parts["warnings"]),
-        budget=parts["budget"],
-    )
-
-
-def _record_digest(
-    config: Config, state: State, digest: Digest, subscribers: SubscriberList, report: RunReport
-) -> tuple[DigestRecord, RenderedDigest]:
-    """Render once per distinct subset of the digest, then record everything before the first send."""
-    ids = digest.article_ids
-    # From the period and the articles, not the clock: should the record ever be lost (a power cut
-    # before the disk had it), composing again gives the same Message-IDs to the same messages.
-    base = hashlib.sha256("\0".join([digest.period, *ids]).encode()).hexdigest()[:16]
-    renders: dict[str, RenderedDigest] = {}
-    variant_of: dict[tuple[str, ...], str] = {}  # article ids of a subset → its variant
-    deliveries: list[Delivery] = []
-    for topics, members in subscribers.by_topics().items():
-        part = for_topics(digest, topics) if topics else digest
-        if part is None:
-            report.no_match += len(members)
-            continue
-        # Two topic sets that pick the same articles get the same rendering.
-        variant = variant_of.get(part.article_ids)
-        if variant is None:
-            variant = "all" if part.article_ids == ids else "topics:" + ";".join(sorted(topics))
-            variant_of[part.article_ids] = variant
-            renders[variant] = render_digest(part, config)
-        deliveries.extend(
-            Delivery(s.email, s.name, variant, make_message_id(digest.period, s.email, config, salt=base))
-            for s in members
-        )
-    web = render_digest(digest, config, web=True)
-    stored = {variant: _parts(r) for variant, r in renders.items()}
-    stored[WEB_VARIANT] = _parts(web)
-    record = state.record_digest(
-        period=digest.period,
-        since=digest.since,
-        cutoff=digest.now,
-        message_id_base=base,
-        article_ids=ids,
-        renders=stored,
-        deliveries=deliveries,
-    )
-    report.period, report.articles = digest.period, len(ids)
-    report.recipients, report.renders = len(deliveries), len(renders)
-    report.warnings.extend(dict.fromkeys(w for r in renders.values() for w in r.warnings))
-    log.info(
-        "digest %s: %d articles for %d recipients, %d renderings",
-        digest.period,
-        len(ids),
-        len(deliveries),
-        len(renders),
-    )
-    return record, web
-
-
-def _write_web_copy(
-    config: Config, state: State, record: DigestRecord, web: RenderedDigest | None, report: RunReport
-) -> None:
-    """The digest's web copy and the index of every digest, under `[digest] archive_dir`."""
-    if web is None:
-        stored = state.renders(record.id).get(WEB_VARIANT)
-        if stored is None:
-            return
-        web = _rendered(stored)
-    # write_archive reads only the period from the digest when handed its rendering.
-    shell = Digest(period=record.period, since=record.since, now=record.cutoff, groups=())
-    files = write_archive(shell, config, state.history().periods, rendered=web)
-    folder = config.digest.archive_dir
-    for name in sorted(files):
-        if write_atomic(safe_join(folder, name), files[name]):
-            report.archive.append(name)
-
-
-class _Courier:
-    """Delivers recorded digests over one transport (opened on first use) and records every outcome."""
-
-    def __init__(
-        self,
-        config: Config,
-        state: State,
-        report: RunReport,
-        now: dt.datetime,
-        transport: Transport,
-        sender: str,
-        stop: threading.Event,
-    ) -> None:
-        self.config, self.state, self.report, self.now = config, state, report, now
-        self.transport, self.sender, self.stop = transport, sender, stop
-
-    def deliver(self, record: DigestRecord, subscribers: SubscriberList) -> None:
-        state, report = self.state, self.report
-        renders = {variant: _rendered(parts) for variant, parts in state.renders(record.id).items()}
-        current = {s.email.casefold() for s in subscribers.subscribers}
-        todo = state.deliveries(record.id, OPEN_STATUSES)
-        if todo:
-            report.transport = self.transport.description
-        for index, delivery in enumerate(todo):
-            if self.stop.is_set():
-                report.stopped, report.left = "asked to stop", report.left + len(todo) - index
-                break
-            if delivery.recipient.casefold() not in current:
-                state.record_delivery(
-                    record.id,
-                    delivery.recipient,
-                    "cancelled",
-                    attempts=0,
-                    error="no longer subscribed",
-                    now=self.now,
-                )
-                report.cancelled += 1
-                continue
-            data = build_message(
-                renders[delivery.variant],
-                self.config,
-                to=delivery.recipient,
-                to_name=delivery.name,
-                message_id=delivery.message_id,
-                date=record.cutoff,
-            )
-            try:
-                outcome = self.transport.send(
-                    self.sender, delivery.recipient, data, key=f"{record.period}--{delivery.recipient}"
-                )
-            except DeliveryError as exc:
-                report.stopped, report.left = str(exc), report.left + len(todo) - index
-                break
-            # Recorded at once, in its own transaction: this is what makes a resumed run skip it.
-            state.record_delivery(
-                record.id,
-                delivery.recipient,
-                outcome.status,
-                attempts=outcome.attempts,
-                error=outcome.error,
-                now=self.now,
-            )
-            if outcome.status == "sent":
-                report.sent += 1
-            elif outcome.status == "failed":
-                report.failed.append((delivery.recipient, outcome.error))
-            else:
-                report.deferred.append((delivery.recipient, outcome.error))
-        state.finish_if_complete(record.id, self.now)
-
-    def close(self) -> None:
-        self.transport.close()
+    return run_weekly(config, now, sleep=sleep, stop=stop, lock_timeout=lock_timeout)

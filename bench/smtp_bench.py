@@ -1,0 +1,93 @@
+"""`make bench`'s SMTP row: one digest to many recipients through a local aiosmtpd, one connection.
+
+The server runs in its own process (`python -m aiosmtpd … Sink`), as a real mail server would, so the
+measured rate is the SMTP round trip plus our per-message work; the note says how much of each message's
+time is ours (building its bytes and recording its delivery), to show where the bottleneck is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from digest.compose import Digest
+from digest.config import Config, load_config
+from digest.jobs import next_digest, run
+from digest.message import build_message, make_message_id, render_digest
+
+PROJECT = Path(__file__).resolve().parent.parent
+NOW = dt.datetime(2025, 6, 30, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("aiosmtpd did not start")
+
+
+def _site(work: Path, recipients: int, port: int) -> Path:
+    site = work / "smtp-bench"
+    shutil.rmtree(site, ignore_errors=True)
+    shutil.copytree(PROJECT / "seeds", site / "seeds")
+    lines = ["email,name,topics"] + [f"reader{n:05d}@example.org,读者{n}," for n in range(recipients)]
+    (site / "subscribers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = (PROJECT / "config.toml").read_text(encoding="utf-8")
+    config = config.replace(
+        'method = "outbox"', f'method = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}'
+    )
+    (site / "config.toml").write_text(config, encoding="utf-8")
+    return site / "config.toml"
+
+
+def deliver_to_many(work: Path, recipients: int) -> tuple[int, float, str]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port, time.monotonic() + 10)
+        config = load_config(_site(work, recipients, port))
+        digest = next_digest(config, NOW)
+        started = time.perf_counter()
+        report = run(config, NOW)
+        seconds = time.perf_counter() - started
+        if report.sent != recipients:
+            raise RuntimeError(f"sent {report.sent} of {recipients}: {report.summary_lines()}")
+        ours = _our_share(config, digest)
+        size = len(ours[1])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return recipients, seconds, f"{size / 1024:.0f} KB messages; building one takes {ours[0] * 1000:.1f} ms"
+
+
+def _our_share(config: Config, digest: Digest | None) -> tuple[float, bytes]:
+    """Seconds to build one message, and one message, for the note."""
+    if digest is None:
+        return 0.0, b""
+    rendered = render_digest(digest, config)
+    started = time.perf_counter()
+    data = b""
+    for n in range(200):
+        to = f"reader{n:05d}@example.org"
+        data = build_message(
+            rendered, config, to=to, message_id=make_message_id(digest.period, to, config), date=NOW
+        )
+    return (time.perf_counter() - started) / 200, data
