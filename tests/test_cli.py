@@ -95,3 +95,18 @@ def test_a_missing_config_file(runner: CliRunner) -> None:
     result = runner.invoke(main, ["--config", "missing.toml", "build"])
     assert result.exit_code == 1
     assert result.stderr == "Error: missing.toml: config file not found (pass --config FILE)\n"
+
+
+def test_check_also_reports_feed_file_clashes_and_bad_subscribers(runner: CliRunner, site: Site) -> None:
+    site.write_config('[feeds.topic_slugs]\n"甲" = "same"\n"乙" = "same"\n[subscribers]\nfile = "subs.csv"\n')
+    (site.root / "subs.csv").write_text(
+        "email,name\nok@example.com,OK\nnot-an-address,Bad\n", encoding="utf-8"
+    )
+    site.add("a.md", article_text(title="A", main_topics=["甲"]))
+    site.add("b.md", article_text(title="B", main_topics=["乙"], date="2099-01-01"))  # not published yet
+    result = runner.invoke(main, ["check"])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert "topics '乙' and '甲' would share the feed file same.xml" in lines[0]
+    assert lines[1].startswith("subs.csv:3: ")

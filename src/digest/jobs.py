@@ -22,7 +22,7 @@ from .cache import Cache, open_database
 from .compose import Digest, lower_bound, select_digest
 from .config import Config
 from .content import Article, collect, is_published, load_bodies, scan, tree_signature
-from .errors import Problem
+from .errors import DigestError, OutputError, Problem
 from .feeds import FeedPlan, RenderedEntry, plan_feeds, render_files
 from .output import read_manifest, write_tree
 from .render import article_html, image_url, summary_text
@@ -209,8 +209,22 @@ def render_entries(
 
 
 def check(config: Config) -> list[Problem]:
-    """Every problem with the articles, without writing anything."""
-    return collect(config, cache=None).problems
+    """Every problem `build` and `run` would meet, without writing anything: unreadable articles, two
+    topics on one feed file, and unusable subscribers."""
+    from .subscribers import load_subscribers
+
+    collection = collect(config, cache=None, bodies=False)
+    problems = list(collection.problems)
+    try:
+        plan_feeds(collection.articles, config)  # every topic, published yet or not
+    except OutputError as exc:
+        problems.append(Problem.from_error(exc, str(config.path)))
+    if config.subscribers.file is not None or config.subscribers.list:
+        try:
+            problems.extend(load_subscribers(config).problems)
+        except DigestError as exc:
+            problems.append(Problem.from_error(exc, str(config.path)))
+    return problems
 
 
 # ---------------------------------------------------------------- the weekly job
