@@ -77,7 +77,13 @@ def _report_problems(problems: list[Any]) -> None:
         click.echo(f"skipped: {problem}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_EPILOG = """\b
+Exit status: 0 done; 1 error (config, state, or problems found by check);
+2 usage; 3 some articles skipped as unreadable; 4 some deliveries failed;
+5 nothing new to send (run)."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.option(
     "--config",
     "config_path",
@@ -95,7 +101,7 @@ def main(ctx: click.Context, config_path: Path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-@main.command()
+@main.command(short_help="Write the Atom feeds.")
 @NOW_OPTION
 @click.pass_context
 def build(ctx: click.Context, now: dt.datetime | None) -> None:
@@ -119,7 +125,7 @@ def build(ctx: click.Context, now: dt.datetime | None) -> None:
         ctx.exit(EXIT_CONTENT_ERRORS)
 
 
-@main.command()
+@main.command(short_help="Validate the config and every article.")
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the config and every article; list every problem (exit 1 when there is any)."""
@@ -135,7 +141,7 @@ def check(ctx: click.Context) -> None:
     click.echo("config and articles OK")
 
 
-@main.command()
+@main.command(short_help="Run the whole job once: feeds, digest, delivery.")
 @NOW_OPTION
 @click.pass_context
 def run(ctx: click.Context, now: dt.datetime | None) -> None:
@@ -184,7 +190,7 @@ def preview(ctx: click.Context, now: dt.datetime | None, out: Path | None, serve
     click.echo(f"wrote {out}")
 
 
-@main.command()
+@main.command(short_help="Run the job on [schedule] cron until stopped.")
 @click.pass_context
 def schedule(ctx: click.Context) -> None:
     """Run `digest run` on [schedule] cron (site timezone) until SIGTERM or Ctrl-C."""
