@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import feedparser
+import pytest
 
 from digest.content import topic_key
 from digest.jobs import build
@@ -79,3 +80,39 @@ def test_feeds_hold_exactly_the_published_articles_the_manifest_predicts(site: S
         assert {slug(e.link) for e in parsed.entries} == by_topic[topic_key(topic)], topic
         seen_topics += 1
     assert seen_topics == len(by_topic)
+
+
+def test_a_parallel_cold_build_writes_the_same_bytes_as_a_serial_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from digest import content, jobs
+    from digest.config import load_config
+
+    from conftest import BASE_CONFIG
+
+    corpus = tmp_path / "corpus"
+    subprocess.run(
+        [sys.executable, str(SHARED / "corpus" / "gen.py"), "--n", "120", "--out", str(corpus), "--seed", "5",
+         "--topics", "8", "--now", GENERATOR_NOW],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    # Small enough to be quick, so lower the thresholds above which a build uses worker processes.
+    monkeypatch.setattr(content, "_PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(jobs, "_PARALLEL_RENDER_THRESHOLD", 10)
+    outputs = {}
+    for workers in (1, 2):
+        site = Site(tmp_path / f"site{workers}")
+        shutil.rmtree(site.content)
+        shutil.copytree(corpus, site.content)
+        site.write_config(base=BASE_CONFIG)
+        config = load_config(site.config_path)
+        report = build(config, dt.datetime.fromisoformat(GENERATOR_NOW), workers=workers)
+        assert report.parsed == 120 and report.rendered > 10
+        outputs[workers] = {p.name: p.read_bytes() for p in site.feeds.iterdir()}
+        again = build(
+            config, dt.datetime.fromisoformat(GENERATOR_NOW) + dt.timedelta(seconds=1), workers=workers
+        )
+        assert again.parsed == 0  # what the workers parsed was cached
+    assert outputs[1] == outputs[2]

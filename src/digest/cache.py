@@ -81,9 +81,9 @@ class Cache:
             return None
         return size, mtime, parsed
 
-    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem]]) -> None:
+    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem | bytes]]) -> None:
         rows = [
-            (key, size, mtime, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            (key, size, mtime, value if isinstance(value, bytes) else pickle.dumps(value, protocol=5))
             for key, size, mtime, value in entries
         ]
         with _transaction(self.db):

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import pickle
 import re
 import tomllib
 import unicodedata
@@ -111,7 +112,8 @@ class ParseCache(Protocol):
 
     def lookup(self, key: str) -> tuple[int, int, Article | Problem] | None: ...
 
-    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem]]) -> None: ...
+    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem | bytes]]) -> None:
+        """Remember parses; a bytes value is an Article or Problem already pickled."""
 
     def forget_except(self, keys: set[str]) -> None: ...
 
@@ -209,14 +211,14 @@ def collect(
             to_parse.append(source)
 
     parsed = _parse_all([s.path for s in to_parse], settings, workers, keep_body=bodies)
-    for source, result in zip(to_parse, parsed, strict=True):
+    for source, (result, _) in zip(to_parse, parsed, strict=True):
         results[source.rel] = result
     if cache is not None:
         if parsed:
             cache.store(
                 [
-                    (prefix + source.rel, source.size, source.mtime_ns, _without_body(result))
-                    for source, result in zip(to_parse, parsed, strict=True)
+                    (prefix + source.rel, source.size, source.mtime_ns, blob or _without_body(result))
+                    for source, (result, blob) in zip(to_parse, parsed, strict=True)
                 ]
             )
         cache.forget_except({prefix + rel for rel in results})
@@ -341,19 +343,26 @@ class _ParseSettings:
 
 def _parse_all(
     paths: list[str], settings: _ParseSettings, workers: int | None, keep_body: bool
-) -> list[Article | Problem]:
+) -> list[tuple[Article | Problem, bytes | None]]:
+    """Each file's parse, with its pickle when a worker process made one (the cache stores those bytes
+    as they are, rather than pickling every article once more in the parent)."""
     cores = workers if workers is not None else (os.cpu_count() or 1)
     if cores > 1 and len(paths) >= _PARALLEL_THRESHOLD:
         chunk = max(1, len(paths) // (cores * 8))
         from concurrent.futures import ProcessPoolExecutor  # costs start-up time; only cold builds need it
 
         with ProcessPoolExecutor(max_workers=cores) as pool:
-            return list(
+            blobs = list(
                 pool.map(
-                    _parse_path, paths, [settings] * len(paths), [keep_body] * len(paths), chunksize=chunk
+                    _parse_pickled, paths, [settings] * len(paths), [keep_body] * len(paths), chunksize=chunk
                 )
             )
-    return [_parse_path(path, settings, keep_body) for path in paths]
+        return [(pickle.loads(blob), None if keep_body else blob) for blob in blobs]  # noqa: S301 - ours
+    return [(_parse_path(path, settings, keep_body), None) for path in paths]
+
+
+def _parse_pickled(path: str, settings: _ParseSettings, keep_body: bool) -> bytes:
+    return pickle.dumps(_parse_path(path, settings, keep_body), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _parse_path(path: str, settings: _ParseSettings, keep_body: bool) -> Article | Problem:
