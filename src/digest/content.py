@@ -25,8 +25,6 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-import yaml
-
 from . import simple_yaml
 from .config import Config, ContentConfig, SiteConfig
 from .errors import ArticleError, Problem
@@ -35,11 +33,6 @@ ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
 PARSER_VERSION = 1
 _PARALLEL_THRESHOLD = 400
-
-try:  # the C loader is about ten times faster; PyYAML ships it in every wheel
-    _YamlLoader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - only on a PyYAML built without libyaml
-    _YamlLoader = yaml.SafeLoader
 
 
 @dataclass(frozen=True)
@@ -121,12 +114,12 @@ class ParseCache(Protocol):
 # ---------------------------------------------------------------- walking the folder
 
 
-def iter_article_files(root: Path) -> Iterator[str]:
-    """Paths of article files below root, sorted; symlinks are followed only inside root, never in a loop."""
+def iter_article_files(root: Path) -> Iterator[os.DirEntry[str]]:
+    """Article files below root, sorted by path; symlinks are followed only inside root, never in a loop."""
     base = os.path.realpath(root)
     seen_dirs: set[tuple[int, int]] = set()
 
-    def walk(folder: str) -> Iterator[str]:
+    def walk(folder: str) -> Iterator[os.DirEntry[str]]:
         try:
             stat = os.stat(folder)
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -147,7 +140,7 @@ def iter_article_files(root: Path) -> Iterator[str]:
             if entry.is_dir():
                 yield from walk(entry.path)
             elif name.endswith(ARTICLE_SUFFIXES) and not name.startswith("_index.") and entry.is_file():
-                yield entry.path  # "_index.*" is a Hugo section page, not an article
+                yield entry  # "_index.*" is a Hugo section page, not an article
 
     yield from walk(base)
 
@@ -163,15 +156,15 @@ class SourceFile:
 def scan(config: Config) -> list[SourceFile]:
     """Every article file with its size and mtime: all that is needed to tell whether anything changed."""
     root = config.content.dir
-    base = os.path.realpath(root)
+    prefix = len(os.path.realpath(root)) + 1  # every path the walk yields starts with the real root
     found = []
-    for path in iter_article_files(root):
+    for entry in iter_article_files(root):
         try:
-            stat = os.stat(path)
+            stat = entry.stat()
         except OSError:
             continue
-        rel = os.path.relpath(path, base).replace(os.sep, "/")
-        found.append(SourceFile(rel, path, stat.st_size, stat.st_mtime_ns))
+        rel = entry.path[prefix:].replace(os.sep, "/")
+        found.append(SourceFile(rel, entry.path, stat.st_size, stat.st_mtime_ns))
     return found
 
 
@@ -427,8 +420,12 @@ def _load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
         meta = simple_yaml.load(text)
         if meta is not None:
             return meta
+        import yaml  # here, not at the top: a build with nothing new to read never needs it
+
+        # The C loader is much faster; PyYAML wheels ship it, a build without libyaml would not.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         try:
-            meta = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader
+            meta = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):

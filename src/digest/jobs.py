@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .cache import Cache, open_database
-from .compose import Digest, lower_bound, select_digest
 from .config import Config
 from .content import Article, collect, is_published, load_bodies, scan, tree_signature
 from .errors import DigestError, OutputError, Problem
 from .feeds import FeedPlan, RenderedEntry, plan_feeds, render_files
 from .output import read_manifest, write_tree
 from .render import article_html, image_url, summary_text
-from .state import peek_history
 
 if TYPE_CHECKING:
+    from .compose import Digest
     from .weekly import RunReport
 
 RENDER_VERSION = 1
@@ -240,36 +239,10 @@ def _aware(now: dt.datetime, config: Config) -> dt.datetime:
 
 
 def next_digest(config: Config, now: dt.datetime) -> Digest | None:
-    """The digest that would go out at `now` if `run` composed one: read-only, nothing is recorded.
+    """The digest that would go out at `now` (see weekly.next_digest); read-only."""
+    from .weekly import next_digest as compose_next
 
-    Works without a state database. When a digest for `now`'s period is already recorded, `run` sends
-    nothing more this period, and this is what the next period's digest holds so far.
-    """
-    now = _aware(now, config)
-    history = peek_history(config.state.path)
-    articles = collect(config, cache=None, bodies=False).articles
-    return _compose(config, articles, now, history.previous_cutoff, history.sent_ids)
-
-
-def _compose(
-    config: Config,
-    articles: Sequence[Article],
-    now: dt.datetime,
-    previous_cutoff: dt.datetime | None,
-    sent_ids: frozenset[str],
-) -> Digest | None:
-    """`select_digest`, reading the Markdown of only the articles that can be in the digest (their
-    summaries need it), not of the whole archive: the same rule as select_digest's, as a superset."""
-    lower = lower_bound(config, now, previous_cutoff)
-    wanted = [
-        a
-        for a in articles
-        if a.body is None and is_published(a, now) and a.entry_id not in sent_ids and a.publish_date > lower
-    ]
-    if wanted:
-        loaded = {a.entry_id: a for a in load_bodies(config, wanted)}
-        articles = [loaded.get(a.entry_id, a) for a in articles]
-    return select_digest(articles, config, now, previous_cutoff, sent_ids)
+    return compose_next(config, now)
 
 
 def run(

@@ -10,18 +10,23 @@ corpus and on tricky cases, that whenever this returns a mapping PyYAML returns 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
-
-import yaml
 
 _KEY_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?:[ ]+(.*?))?[ ]*")
 _ESCAPE = re.compile(r"\\(.?)")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "t": "\t"}
 _PLAIN_FORBIDDEN_START = set("-?:,[]{}#&*!|>'\"%@`")
 _FLOW_FORBIDDEN = set("[]{}#&*!|>'%@`\\")
-_resolvers = yaml.resolver.Resolver.yaml_implicit_resolvers
-_constructor = yaml.constructor.SafeConstructor()
+
+
+@functools.cache
+def _pyyaml() -> tuple[dict[str, Any], Any, Any]:
+    """PyYAML's implicit resolvers, a SafeConstructor and ScalarNode, on first use (start-up time)."""
+    import yaml
+
+    return yaml.resolver.Resolver.yaml_implicit_resolvers, yaml.constructor.SafeConstructor(), yaml.ScalarNode
 
 
 class _Unsupported(Exception):
@@ -132,18 +137,19 @@ def _unescape(match: re.Match[str]) -> str:
 
 def _resolve(text: str) -> Any:
     """How PyYAML would construct a plain scalar: str, or a constructor for bool/null/timestamp."""
-    candidates = _resolvers.get(text[:1])
+    resolvers, constructor, scalar_node = _pyyaml()
+    candidates = resolvers.get(text[:1])
     if not candidates:
         return str
     for tag, pattern in candidates:
         if pattern.match(text):
             if tag == "tag:yaml.org,2002:bool":
-                return lambda value: _constructor.bool_values[value.lower()]
+                return lambda value: constructor.bool_values[value.lower()]
             if tag == "tag:yaml.org,2002:null":
                 return lambda value: None
             if tag == "tag:yaml.org,2002:timestamp":
-                return lambda value: _constructor.construct_yaml_timestamp(
-                    yaml.ScalarNode("tag:yaml.org,2002:timestamp", value)
+                return lambda value: constructor.construct_yaml_timestamp(
+                    scalar_node("tag:yaml.org,2002:timestamp", value)
                 )
             raise _Unsupported  # numbers and the rest: rare in front matter, PyYAML reads them
     return str

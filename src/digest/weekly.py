@@ -9,26 +9,59 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import Cache
-from .compose import Digest, for_topics, period_of
+from .compose import Digest, for_topics, lower_bound, period_of, select_digest
 from .config import Config
-from .content import collect
+from .content import Article, collect, is_published, load_bodies
 from .delivery import Transport, envelope_sender, open_transport
 from .errors import DeliveryError, Problem
-from .jobs import LOCK_TIMEOUT, BuildReport, _aware, _build_feeds, _compose
+from .jobs import LOCK_TIMEOUT, BuildReport, _aware, _build_feeds
 from .message import RenderedDigest, build_message, make_message_id, render_digest, write_archive
 from .output import safe_join, write_atomic
-from .state import OPEN_STATUSES, Delivery, DigestRecord, State, run_lock
+from .state import OPEN_STATUSES, Delivery, DigestRecord, State, peek_history, run_lock
 from .subscribers import SubscriberList, load_subscribers
 
 log = logging.getLogger(__name__)
 
 WEB_VARIANT = "web"  # the archive copy's stored rendering; never sent to anyone
 _MAX_LISTED = 20  # failed recipients listed one per line; the rest are counted
+
+
+def next_digest(config: Config, now: dt.datetime) -> Digest | None:
+    """The digest that would go out at `now` if `run` composed one: read-only, nothing is recorded.
+
+    Works without a state database. When a digest for `now`'s period is already recorded, `run` sends
+    nothing more this period, and this is what the next period's digest holds so far.
+    """
+    now = _aware(now, config)
+    history = peek_history(config.state.path)
+    articles = collect(config, cache=None, bodies=False).articles
+    return _compose(config, articles, now, history.previous_cutoff, history.sent_ids)
+
+
+def _compose(
+    config: Config,
+    articles: Sequence[Article],
+    now: dt.datetime,
+    previous_cutoff: dt.datetime | None,
+    sent_ids: frozenset[str],
+) -> Digest | None:
+    """`select_digest`, reading the Markdown of only the articles that can be in the digest (their
+    summaries need it), not of the whole archive: the same rule as select_digest's, as a superset."""
+    lower = lower_bound(config, now, previous_cutoff)
+    wanted = [
+        a
+        for a in articles
+        if a.body is None and is_published(a, now) and a.entry_id not in sent_ids and a.publish_date > lower
+    ]
+    if wanted:
+        loaded = {a.entry_id: a for a in load_bodies(config, wanted)}
+        articles = [loaded.get(a.entry_id, a) for a in articles]
+    return select_digest(articles, config, now, previous_cutoff, sent_ids)
 
 
 @dataclass
