@@ -76,3 +76,9 @@ def test_every_config_key_is_documented_in_the_readme() -> None:
     documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", section, flags=re.MULTILINE))
     assert set(documented_keys()) - documented == set(), "add these keys to README.md's config table"
     assert documented - set(documented_keys()) == set(), "README.md documents keys that do not exist"
+
+
+def test_an_unknown_placeholder_in_a_url_template_is_a_config_error(site: Site) -> None:
+    site.set("content", permalink="/posts/{slug}/{category}/")
+    with pytest.raises(ConfigError, match=r"'content\.permalink' has an unknown placeholder"):
+        load_config(site.config_path)

@@ -161,16 +161,53 @@ def test_symlinks_that_leave_the_folder_or_loop_are_not_followed(site: Site, tmp
     assert titles == ["Inside"]
 
 
-def test_two_articles_with_one_slug_are_both_reported(site: Site) -> None:
-    site.add("a.md", article_text(title="A", slug="same"))
-    site.add("b.md", article_text(title="B", slug="same"))
+def test_of_two_articles_with_one_slug_the_first_published_keeps_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(site.root)
+    site.add("a.md", article_text(title="A", slug="same", date="2025-06-02"))
+    site.add("b.md", article_text(title="B", slug="same", date="2025-06-01"))
     site.add("c.md", article_text(title="C"))
     collection = collect(site.config())
-    assert [a.title for a in collection.articles] == ["C"]
+    assert [a.title for a in collection.articles] == ["B", "C"]
     assert [str(p) for p in collection.problems] == [
-        "a.md: slug 'same' is also used by b.md (set a distinct 'slug' in the front matter)",
-        "b.md: slug 'same' is also used by a.md (set a distinct 'slug' in the front matter)",
+        "content/a.md: slug 'same' is already used by content/b.md "
+        "(set a distinct 'slug' in the front matter)",
     ]
+
+
+def test_a_draft_that_takes_a_live_articles_slug_unpublishes_nothing(site: Site) -> None:
+    site.add("live.md", article_text(title="Live", date="2025-06-20", main_topics=["Chips"]))
+    site.add("next.md", article_text(title="Next", date="2025-06-01", slug="live", draft=True))
+    report = build(site.config(), NOW)
+    assert _titles_in_site_feed(site) == ["Live"]
+    assert (site.feeds / "chips.xml").exists()
+    [problem] = report.problems
+    assert problem.path.endswith("next.md")
+    assert problem.message.startswith("slug 'live' is already used by ") and problem.message.endswith(
+        "live.md"
+    )
+
+
+def test_two_articles_with_one_entry_id_never_share_it_in_a_feed(site: Site) -> None:
+    site.add("a.md", article_text(title="First", date="2025-06-01", id="urn:uuid:1234"))
+    site.add("b.md", article_text(title="Second", date="2025-06-02", id="urn:uuid:1234"))
+    report = build(site.config(), NOW)
+    assert _titles_in_site_feed(site) == ["First"]
+    assert len(report.problems) == 1
+    assert "entry id 'urn:uuid:1234' is already used by" in report.problems[0].message
+
+
+def test_an_edit_that_restores_size_and_mtime_is_still_seen(site: Site) -> None:
+    path = site.add("a.md", article_text(title="Title A"))
+    build(site.config(), NOW)
+    before = path.stat()
+    path.write_text(article_text(title="Title B"), encoding="utf-8")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p, rsync -t or tar would
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    report = build(site.config(), NOW)
+    assert report.parsed == 1
+    assert _titles_in_site_feed(site) == ["Title B"]
 
 
 @pytest.mark.parametrize(
@@ -367,3 +404,60 @@ def test_a_derived_summary_is_cut_by_characters_at_a_sentence_end(site: Site) ->
     assert longer.startswith("第一句话很短。" * 5 + "第二段接着说，")  # no space between paragraphs
     assert len(longer) == 80 and longer.endswith("…")
     assert "标题" not in longer
+
+
+def test_a_javascript_or_data_featured_image_never_reaches_a_reader(site: Site) -> None:
+    site.add("js.md", article_text(title="JS", featured_image='"javascript:alert(document.domain)"'))
+    site.add(
+        "data.md",
+        article_text(title="Data", featured_image='"data:image/png;base64,AAAA"', date="2025-06-24"),
+    )
+    build(site.config(), NOW)
+    data = (site.feeds / "index.xml").read_text(encoding="utf-8")
+    assert "javascript" not in data and "data:image" not in data
+    assert "media:thumbnail" not in data
+
+
+@pytest.mark.parametrize(
+    ("front_matter", "message"),
+    [
+        ('title: "\\x01\\x02"', "front matter: 'title' has no printable text"),
+        (
+            "id: urn:uuid:12 34",
+            "front matter: 'id' must be a URI without spaces or control characters ('urn:uuid:12 34')",
+        ),
+    ],
+)
+def test_fields_that_cannot_make_a_valid_feed_are_reported_per_article(
+    site: Site, front_matter: str, message: str
+) -> None:
+    site.add("bad.md", f"---\ntitle: Fine\ndate: 2025-06-01\n{front_matter}\n---\n")
+    site.add("good.md", article_text(title="Good"))
+    report = build(site.config(), NOW)
+    assert [p.message for p in report.problems] == [message]
+    assert _titles_in_site_feed(site) == ["Good"]
+
+
+def test_changing_a_content_setting_rebuilds_what_it_changes(site: Site) -> None:
+    site.add("a.md", article_text(title="A", cover="cover.png", body="A first sentence. " * 30))
+    build(site.config(), NOW)
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert entry.media_thumbnail[0]["url"].endswith("/cover.png")
+    long_summary = entry.summary
+    site.set("content", summary_chars=40, image_fields=["featured_image"])
+    report = build(site.config(), NOW)
+    assert not report.up_to_date
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert "media_thumbnail" not in entry
+    assert len(entry.summary) <= 40 < len(long_summary)
+
+
+def test_build_waits_for_a_running_job_and_says_who_holds_the_lock(site: Site) -> None:
+    from digest.errors import StateError
+    from digest.state import run_lock
+
+    site.add("a.md", article_text(title="A"))
+    config = site.config()
+    with run_lock(config.state.path, 1), pytest.raises(StateError, match="another digest run"):
+        build(config, NOW, lock_timeout=0.2)
+    assert build(config, NOW, lock_timeout=0.2).published == 1

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from digest import simple_yaml
-from digest.content import split_front_matter
+from digest.front_matter import split_front_matter
 
 from conftest import SHARED
 

@@ -7,10 +7,11 @@ schema migrations: a cache table from another version is simply dropped and rebu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import pickle
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,11 @@ from .content import Article
 from .errors import Problem, StateError
 from .feeds import RenderedEntry
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS parse_cache (
-    key TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS parse_cache (key TEXT PRIMARY KEY, stamp TEXT NOT NULL, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS render_cache (
     key TEXT PRIMARY KEY, html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS build_fingerprint (folder TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
@@ -63,31 +63,31 @@ class Cache:
             )
         self.db.executescript(_SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO cache_meta VALUES ('version', ?)", (str(CACHE_VERSION),))
-        self._parsed: dict[str, tuple[int, int, bytes]] | None = None
+        self._parsed: dict[str, tuple[str, bytes]] | None = None
 
     # -- parse cache (content.ParseCache)
 
-    def lookup(self, key: str) -> tuple[int, int, Article | Problem] | None:
+    def lookup(self, key: str) -> tuple[str, Article | Problem] | None:
         if self._parsed is None:  # one query for the whole folder beats one per file
-            rows = self.db.execute("SELECT key, size, mtime_ns, value FROM parse_cache")
-            self._parsed = {k: (size, mtime, value) for k, size, mtime, value in rows}
+            rows = self.db.execute("SELECT key, stamp, value FROM parse_cache")
+            self._parsed = {k: (stamp, value) for k, stamp, value in rows}
         hit = self._parsed.get(key)
         if hit is None:
             return None
-        size, mtime, value = hit
+        stamp, value = hit
         try:
             parsed = pickle.loads(value)  # noqa: S301 - our own cache, written by this module
         except Exception:  # an entry written by other code: treat as a miss
             return None
-        return size, mtime, parsed
+        return stamp, parsed
 
-    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem | bytes]]) -> None:
+    def store(self, entries: Sequence[tuple[str, str, Article | Problem | bytes]]) -> None:
         rows = [
-            (key, size, mtime, value if isinstance(value, bytes) else pickle.dumps(value, protocol=5))
-            for key, size, mtime, value in entries
+            (key, stamp, value if isinstance(value, bytes) else pickle.dumps(value, protocol=5))
+            for key, stamp, value in entries
         ]
-        with _transaction(self.db):
-            self.db.executemany("INSERT OR REPLACE INTO parse_cache VALUES (?, ?, ?, ?)", rows)
+        with transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO parse_cache VALUES (?, ?, ?)", rows)
 
     def forget_except(self, keys: set[str]) -> None:
         known = (
@@ -97,7 +97,7 @@ class Cache:
         )
         stale = known - keys
         if stale:
-            with _transaction(self.db):
+            with transaction(self.db):
                 self.db.executemany("DELETE FROM parse_cache WHERE key = ?", [(k,) for k in stale])
 
     # -- render cache
@@ -116,7 +116,7 @@ class Cache:
         return found
 
     def store_rendered(self, entries: dict[str, RenderedEntry], keep: set[str]) -> None:
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.executemany(
                 "INSERT OR REPLACE INTO render_cache VALUES (?, ?, ?, ?)",
                 [(k, e.html, e.summary, e.image) for k, e in entries.items()],
@@ -133,7 +133,7 @@ class Cache:
         return str(row[0]) if row else None
 
     def set_fingerprint(self, folder: str, fingerprint: str) -> None:
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.execute("INSERT OR REPLACE INTO build_fingerprint VALUES (?, ?)", (folder, fingerprint))
 
     # -- the last build of a folder: valid while the content tree is the same and `now` stays in a window
@@ -156,21 +156,20 @@ class Cache:
     def set_build_record(
         self, folder: str, signature: str, window: tuple[dt.datetime, dt.datetime], report: object
     ) -> None:
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.execute(
                 "INSERT OR REPLACE INTO build_record VALUES (?, ?, ?, ?, ?)",
                 (folder, signature, window[0].isoformat(), window[1].isoformat(), pickle.dumps(report)),
             )
 
 
-class _transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (the connection is in autocommit mode)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (connections here are in autocommit mode)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -295,6 +295,18 @@ def _coerce(value: Any, annotation: Any, key: str, root: Path, where: str) -> An
     raise wrong()
 
 
+def _check_placeholders(template: str, key: str, known: set[str], where: str) -> None:
+    try:
+        template.format(**{name: "x" for name in known})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"'{key}' has an unknown placeholder or a stray brace: {template!r} ({exc})",
+            path=where,
+            key=key,
+            hint="known placeholders: " + ", ".join("{" + n + "}" for n in sorted(known)),
+        ) from None
+
+
 def _check(config: Config, where: str) -> None:
     """Rules that span a value's type: a real timezone, an absolute base URL, a usable permalink."""
     try:
@@ -315,6 +327,10 @@ def _check(config: Config, where: str) -> None:
         )
     if "{slug}" not in config.content.permalink:
         raise ConfigError("'content.permalink' must contain {slug}", path=where, key="content.permalink")
+    _check_placeholders(
+        config.content.permalink, "content.permalink", {"slug", "year", "month", "day"}, where
+    )
+    _check_placeholders(config.feeds.topic_page, "feeds.topic_page", {"slug"}, where)
     if config.feeds.max_entries < 1:
         raise ConfigError("'feeds.max_entries' must be at least 1", path=where, key="feeds.max_entries")
     if config.delivery.max_attempts < 1:

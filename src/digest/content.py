@@ -16,18 +16,17 @@ import json
 import os
 import pickle
 import re
-import tomllib
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-from . import simple_yaml
 from .config import Config, ContentConfig, SiteConfig
 from .errors import ArticleError, Problem
+from .front_matter import Fields, load_front_matter, split_front_matter
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
@@ -57,15 +56,21 @@ class Article:
     content_hash: str  # sha256 of the file's bytes
     body: str | None = None  # Markdown; None until loaded (see load_bodies), so caches stay small
 
-    def is_published(self, now: dt.datetime) -> bool:
-        return is_published(self, now)
-
 
 def is_published(article: Article, now: dt.datetime) -> bool:
     """Not a draft, its publish date has come, and it has not expired."""
     if article.draft or article.publish_date > now:
         return False
     return article.expiry is None or article.expiry > now
+
+
+# XML 1.0 allows only #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_xml_text(text: str) -> str:
+    """Drop characters that XML 1.0 forbids (feedgen and every XML parser reject them)."""
+    return _XML_FORBIDDEN.sub("", text)
 
 
 def topic_key(name: str) -> str:
@@ -103,10 +108,11 @@ class Collection:
 class ParseCache(Protocol):
     """What `collect` needs from a cache of earlier parses; the state module provides one."""
 
-    def lookup(self, key: str) -> tuple[int, int, Article | Problem] | None: ...
+    def lookup(self, key: str) -> tuple[str, Article | Problem] | None:
+        """(the file's stamp when it was parsed, what parsing gave), or None."""
 
-    def store(self, entries: Sequence[tuple[str, int, int, Article | Problem | bytes]]) -> None:
-        """Remember parses; a bytes value is an Article or Problem already pickled."""
+    def store(self, entries: Sequence[tuple[str, str, Article | Problem | bytes]]) -> None:
+        """Remember (key, stamp, parse); a bytes value is an Article or Problem already pickled."""
 
     def forget_except(self, keys: set[str]) -> None: ...
 
@@ -149,12 +155,13 @@ def iter_article_files(root: Path) -> Iterator[os.DirEntry[str]]:
 class SourceFile:
     rel: str  # relative to the content folder, POSIX separators
     path: str
-    size: int
-    mtime_ns: int
+    # Size, mtime, ctime and inode: a file edited in place changes its ctime even when a tool
+    # (cp -p, rsync -t, tar) puts its size and mtime back, and a replaced file has another inode.
+    stamp: str
 
 
 def scan(config: Config) -> list[SourceFile]:
-    """Every article file with its size and mtime: all that is needed to tell whether anything changed."""
+    """Every article file with its stamp: all that is needed to tell whether anything changed."""
     root = config.content.dir
     prefix = len(os.path.realpath(root)) + 1  # every path the walk yields starts with the real root
     found = []
@@ -164,15 +171,16 @@ def scan(config: Config) -> list[SourceFile]:
         except OSError:
             continue
         rel = entry.path[prefix:].replace(os.sep, "/")
-        found.append(SourceFile(rel, entry.path, stat.st_size, stat.st_mtime_ns))
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+        found.append(SourceFile(rel, entry.path, stamp))
     return found
 
 
 def tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
-    """Changes when any article file is added, removed, resized or touched, or parsing settings change."""
+    """Changes when any article file is added, removed or changed, or parsing settings change."""
     digest = hashlib.sha256(_ParseSettings.of(config).fingerprint.encode())
     for source in files:
-        digest.update(f"\0{source.rel}\0{source.size}\0{source.mtime_ns}".encode())
+        digest.update(f"\0{source.rel}\0{source.stamp}".encode())
     return digest.hexdigest()
 
 
@@ -198,8 +206,8 @@ def collect(
     to_parse: list[SourceFile] = []
     for source in files if files is not None else scan(config):
         hit = cache.lookup(prefix + source.rel) if cache is not None else None
-        if hit is not None and hit[0] == source.size and hit[1] == source.mtime_ns:
-            results[source.rel] = hit[2]
+        if hit is not None and hit[0] == source.stamp:
+            results[source.rel] = hit[1]
         else:
             to_parse.append(source)
 
@@ -210,7 +218,7 @@ def collect(
         if parsed:
             cache.store(
                 [
-                    (prefix + source.rel, source.size, source.mtime_ns, blob or _without_body(result))
+                    (prefix + source.rel, source.stamp, blob or _without_body(result))
                     for source, (result, blob) in zip(to_parse, parsed, strict=True)
                 ]
             )
@@ -223,7 +231,7 @@ def collect(
             collection.problems.append(result)
         else:
             collection.articles.append(result)
-    _reject_duplicate_slugs(collection)
+    _reject_duplicates(collection, settings.display_root)
     if bodies:
         collection.articles = load_bodies(config, collection.articles)
     return collection
@@ -246,35 +254,56 @@ def load_bodies(config: Config, articles: Sequence[Article]) -> list[Article]:
             with open(path, "rb") as handle:
                 raw = handle.read()
         except OSError as exc:
-            raise ArticleError(f"cannot read: {exc.strerror}", path=path) from None
+            raise ArticleError(
+                f"cannot read: {exc.strerror}",
+                path=_shown(settings.display_root, article.source),
+                hint="it changed while digest was reading it? run digest again",
+            ) from None
         if hashlib.sha256(raw).hexdigest() == article.content_hash:
             text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
             loaded.append(dataclasses.replace(article, body=split_front_matter(text)[2]))
-        else:
-            loaded.append(parse_article(article.source, raw, settings))
+            continue
+        # Edited since it was parsed (an editor saving while digest runs): its new metadata may put it
+        # elsewhere, so rather than mix old and new, stop; the next run reads it afresh.
+        raise ArticleError(
+            "changed while digest was reading it",
+            path=_shown(settings.display_root, article.source),
+            hint="run digest again",
+        )
     return loaded
 
 
-def _reject_duplicate_slugs(collection: Collection) -> None:
-    by_slug: dict[str, list[Article]] = {}
-    for article in collection.articles:
-        by_slug.setdefault(article.slug, []).append(article)
-    kept: list[Article] = []
-    for article in collection.articles:
-        owners = by_slug[article.slug]
-        if len(owners) == 1:
-            kept.append(article)
-            continue
-        others = ", ".join(a.source for a in owners if a is not article)
-        collection.problems.append(
-            Problem(
-                article.source,
-                f"slug '{article.slug}' is also used by {others}",
-                hint="set a distinct 'slug' in the front matter",
+def _reject_duplicates(collection: Collection, display_root: str) -> None:
+    """Two articles with one slug (one URL) or one entry id: the first published keeps it, drafts last;
+    every other one is reported and skipped, so adding a clashing draft never unpublishes anything."""
+    for label, attribute, hint in (
+        ("slug", "slug", "set a distinct 'slug' in the front matter"),
+        ("entry id", "entry_id", "set a distinct 'id' in the front matter, or remove it"),
+    ):
+        owners: dict[str, Article] = {}
+        kept: list[Article] = []
+        for article in sorted(
+            collection.articles, key=lambda a: (a.draft, a.publish_date.timestamp(), a.source)
+        ):
+            value = getattr(article, attribute)
+            owner = owners.setdefault(value, article)
+            if owner is article:
+                kept.append(article)
+                continue
+            collection.problems.append(
+                Problem(
+                    _shown(display_root, article.source),
+                    f"{label} '{value}' is already used by {_shown(display_root, owner.source)}",
+                    hint=hint,
+                )
             )
-        )
-    collection.articles = kept
+        collection.articles = sorted(kept, key=lambda a: a.source)
     collection.problems.sort(key=lambda p: p.path)
+
+
+def _shown(display_root: str, rel: str) -> str:
+    """An article's path as the user would type it."""
+    return rel if display_root == "." else f"{display_root}/{rel}"
 
 
 # ---------------------------------------------------------------- parsing one file
@@ -360,7 +389,7 @@ def _parse_pickled(path: str, settings: _ParseSettings, keep_body: bool) -> byte
 
 def _parse_path(path: str, settings: _ParseSettings, keep_body: bool) -> Article | Problem:
     rel = os.path.relpath(path, settings.root).replace(os.sep, "/")
-    shown = f"{settings.display_root}/{rel}" if settings.display_root != "." else rel
+    shown = _shown(settings.display_root, rel)
     try:
         size = os.path.getsize(path)
         if size > settings.max_file_bytes:
@@ -377,79 +406,6 @@ def _parse_path(path: str, settings: _ParseSettings, keep_body: bool) -> Article
         return Problem(shown, f"cannot read: {exc.strerror}")
 
 
-_YAML_OPEN = re.compile(r"^---[ \t]*\n", re.MULTILINE)
-_YAML_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)
-_TOML_CLOSE = re.compile(r"^\+\+\+[ \t]*$", re.MULTILINE)
-
-
-def split_front_matter(text: str) -> tuple[str, str, str, int]:
-    """(format, front matter, body, line number of the front matter's first line)."""
-    if text.startswith("---"):
-        first_nl = text.find("\n")
-        if first_nl == -1 or text[:first_nl].strip() != "---":
-            raise ArticleError("front matter: the opening '---' must stand alone on the first line", line=1)
-        close = _YAML_CLOSE.search(text, first_nl + 1)
-        if close is None:
-            raise ArticleError(
-                "front matter: no closing '---'", line=1, hint="end the front matter with a line '---'"
-            )
-        return "yaml", text[first_nl + 1 : close.start()], text[close.end() :].lstrip("\n"), 2
-    if text.startswith("+++"):
-        first_nl = text.find("\n")
-        close = _TOML_CLOSE.search(text, first_nl + 1) if first_nl != -1 else None
-        if close is None:
-            raise ArticleError("front matter: no closing '+++'", line=1)
-        return "toml", text[first_nl + 1 : close.start()], text[close.end() :].lstrip("\n"), 2
-    if text.startswith("{"):
-        try:
-            meta, end = json.JSONDecoder().raw_decode(text)
-        except json.JSONDecodeError as exc:
-            raise ArticleError(f"front matter: not valid JSON: {exc.msg}", line=exc.lineno) from None
-        if not isinstance(meta, dict):  # pragma: no cover - raw_decode of "{" always yields a dict
-            raise ArticleError("front matter: JSON front matter must be an object", line=1)
-        return "json", text[:end], text[end:].lstrip("\n"), 1
-    raise ArticleError(
-        "no front matter",
-        line=1,
-        hint="start the file with '---' (YAML), '+++' (TOML) or a JSON object",
-    )
-
-
-def _load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
-    if fmt == "yaml":
-        meta = simple_yaml.load(text)
-        if meta is not None:
-            return meta
-        import yaml  # here, not at the top: a build with nothing new to read never needs it
-
-        # The C loader is much faster; PyYAML wheels ship it, a build without libyaml would not.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        try:
-            meta = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
-                mark = exc.context_mark  # "found end of stream": where the unclosed thing began helps more
-            line = first_line + mark.line if mark is not None else None
-            raise ArticleError(f"front matter: YAML: {exc.problem or exc.context}", line=line) from None
-        except yaml.YAMLError as exc:
-            raise ArticleError(f"front matter: YAML: {exc}") from None
-    elif fmt == "toml":
-        try:
-            meta = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            match = re.search(r"line (\d+)", str(exc))
-            line = first_line + int(match.group(1)) - 1 if match else None
-            raise ArticleError(f"front matter: TOML: {exc}", line=line) from None
-    else:
-        meta = json.loads(text)
-    if meta is None:
-        return {}
-    if not isinstance(meta, dict):
-        raise ArticleError("front matter must be a mapping of keys to values", line=first_line)
-    return meta
-
-
 def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: bool = True) -> Article:
     """Bytes of one file → Article, or an ArticleError saying what is wrong and on which line."""
     try:
@@ -459,10 +415,12 @@ def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: boo
         raise ArticleError("not UTF-8 text", line=line, hint="save the file as UTF-8") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     fmt, fm_text, body, first_line = split_front_matter(text)
-    meta = _load_front_matter(fmt, fm_text, first_line)
-    fields = _Fields(meta, fm_text, first_line, ZoneInfo(settings.timezone))
+    meta = load_front_matter(fmt, fm_text, first_line)
+    fields = Fields(meta, fm_text, first_line, ZoneInfo(settings.timezone))
 
-    title = fields.text("title", required=True)
+    title = clean_xml_text(fields.text("title", required=True)).strip()
+    if not title:
+        raise ArticleError("front matter: 'title' has no printable text", line=fields.line_of("title"))
     date = fields.date("date", required=True)
     assert date is not None
     publish_date = fields.date("publishDate") or date
@@ -477,7 +435,14 @@ def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: boo
     if "/" in slug or slug in (".", ".."):
         raise ArticleError(f"'slug' must not contain '/' ({slug!r})", line=fields.line_of("slug"))
     url, url_path = _permalink(settings, slug, date)
-    entry_id = fields.text("id") or _tag_uri(settings.host, url_path, publish_date)
+    entry_id = fields.text("id")
+    if entry_id and (clean_xml_text(entry_id) != entry_id or any(c.isspace() for c in entry_id)):
+        raise ArticleError(
+            f"front matter: 'id' must be a URI without spaces or control characters ({entry_id!r})",
+            line=fields.line_of("id"),
+            hint="e.g. urn:uuid:… or tag:example.com,2025:post",
+        )
+    entry_id = entry_id or _tag_uri(settings.host, url_path, publish_date)
 
     summary = ""
     for name in settings.summary_fields:
@@ -533,115 +498,3 @@ def _permalink(settings: _ParseSettings, slug: str, date: dt.datetime) -> tuple[
 def _tag_uri(host: str, path: str, first_published: dt.datetime) -> str:
     """RFC 4151 tag URI from the permalink and the first publish date: never from build time or mtime."""
     return f"tag:{host},{first_published.date().isoformat()}:{path}"
-
-
-class _Fields:
-    """Typed access to front-matter fields; each error names the field and its line."""
-
-    def __init__(self, meta: Mapping[str, Any], text: str, first_line: int, tz: ZoneInfo) -> None:
-        self.meta = meta
-        self.source = text
-        self.first_line = first_line
-        self.tz = tz
-
-    def line_of(self, key: str) -> int | None:
-        """The line of `key` in the front matter; only asked on the error path, so a plain scan will do."""
-        pattern = re.compile(rf"""^\s*["']?{re.escape(key)}["']?\s*[:=]""")
-        for number, line in enumerate(self.source.split("\n")):
-            if pattern.match(line):
-                return self.first_line + number
-        return None
-
-    def _error(self, key: str, problem: str, hint: str | None = None) -> ArticleError:
-        return ArticleError(f"front matter: {problem}", line=self.line_of(key), key=key, hint=hint)
-
-    def text(self, key: str, required: bool = False) -> str:
-        value = self.meta.get(key)
-        if value is None or value == "":
-            if required:
-                raise ArticleError(
-                    f"front matter: '{key}' is missing",
-                    line=self.first_line,
-                    key=key,
-                    hint=f"add a '{key}:' line",
-                )
-            return ""
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self._error(key, f"'{key}' must be text, not {_kind(value)}")
-        return str(value).strip()
-
-    def boolean(self, key: str) -> bool:
-        value = self.meta.get(key, False)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        if value is None:
-            return False
-        raise self._error(key, f"'{key}' must be true or false, not {value!r}")
-
-    def strings(self, key: str) -> list[str]:
-        value = self.meta.get(key)
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [value]
-        if isinstance(value, list) and all(
-            isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
-        ):
-            return [str(v) for v in value]
-        raise self._error(key, f"'{key}' must be a list of text or one text")
-
-    def image(self, key: str) -> str:
-        value = self.meta.get(key)
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if isinstance(value, dict):  # e.g. PaperMod's cover: {image: ..., alt: ...}
-            value = value.get("image") or value.get("src")
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self._error(key, f"'{key}' must be an image path or URL")
-        return value.strip()
-
-    def date(self, key: str, required: bool = False) -> dt.datetime | None:
-        value = self.meta.get(key)
-        if value is None or value == "":
-            if required:
-                raise ArticleError(
-                    f"front matter: '{key}' is missing",
-                    line=self.first_line,
-                    key=key,
-                    hint="add e.g. 'date: 2025-06-25T17:10:04+08:00'",
-                )
-            return None
-        parsed = _as_datetime(value, self.tz)
-        if parsed is None:
-            raise self._error(
-                key,
-                f"'{key}' is not a date ({value!r})",
-                hint="use ISO 8601, e.g. 2025-06-25T17:10:04+08:00 or 2025-06-25",
-            )
-        return parsed
-
-
-def _kind(value: object) -> str:
-    return {list: "a list", dict: "a mapping", bool: "true/false"}.get(type(value), type(value).__name__)
-
-
-def _as_datetime(value: object, tz: ZoneInfo) -> dt.datetime | None:
-    """Aware datetimes stay; naive ones and bare dates take the site timezone."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = dt.datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
-        except ValueError:
-            try:
-                value = dt.date.fromisoformat(text)
-            except ValueError:
-                return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=tz)
-    return None

@@ -20,9 +20,8 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 from .config import Config
-from .content import Article, Topic, site_topics, topic_key
+from .content import Article, Topic, clean_xml_text, site_topics, topic_key
 from .errors import OutputError
-from .render import clean_xml_text
 
 SITE_FEED = "index"
 GENERATOR = "digest"
@@ -63,11 +62,11 @@ class FeedPlan:
 
     def fingerprint(self, config: Config) -> str:
         """Changes whenever any byte of the output could: the entries, their content, the config."""
-        digest = hashlib.sha256(repr((config.site, config.feeds, config.content.permalink)).encode())
+        digest = hashlib.sha256(repr((config.site, config.content, config.feeds)).encode())
         for spec in self.feeds:
             digest.update(f"\0{spec.slug}\0{spec.title}".encode())
-            for article in spec.articles:
-                digest.update(f"\0{article.entry_id}\0{article.content_hash}\0{article.url}".encode())
+            for article in spec.articles:  # every field, so a change of settings that changes one counts
+                digest.update(repr(article).encode())
         return digest.hexdigest()
 
 

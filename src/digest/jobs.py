@@ -25,6 +25,7 @@ from .errors import DigestError, OutputError, Problem
 from .feeds import FeedPlan, RenderedEntry, plan_feeds, render_files
 from .output import read_manifest, write_tree
 from .render import article_html, image_url, summary_text
+from .state import run_lock
 
 if TYPE_CHECKING:
     from .compose import Digest
@@ -50,13 +51,21 @@ class BuildReport:
     up_to_date: bool = False  # nothing could have changed, so nothing was rendered
 
 
-def build(config: Config, now: dt.datetime, *, workers: int | None = None) -> BuildReport:
+def build(
+    config: Config, now: dt.datetime, *, workers: int | None = None, lock_timeout: float | None = None
+) -> BuildReport:
     """Collect the articles published at `now` and write the feeds; unreadable articles are reported.
 
     When no article file changed since the last build (same names, sizes and mtimes), the config is the
     same, no article's publish or expiry time has passed in between, and the output files are still the
     ones written, nothing is read or rendered: the output would be byte-identical.
     """
+    # The same lock as `run`: a build from cron or the scheduler never writes feeds/ beside a run.
+    with run_lock(config.state.path, LOCK_TIMEOUT if lock_timeout is None else lock_timeout):
+        return _build(config, now, workers)
+
+
+def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport:
     files = scan(config)
     signature = (
         f"{__version__}:{RENDER_VERSION}:{tree_signature(config, files)}:{_config_fingerprint(config)}"
@@ -164,7 +173,17 @@ def _outputs_intact(folder: os.PathLike[str] | str) -> bool:
 
 
 def _render_key(article: Article, config: Config) -> str:
-    return f"{RENDER_VERSION}:{config.content.summary_chars}:{article.content_hash}:{article.url}"
+    """Everything a rendered entry depends on: the file, and the fields settings choose or derive."""
+    inputs = (
+        article.content_hash,
+        article.url,
+        article.entry_id,
+        article.title,
+        article.summary,
+        article.image,
+    )
+    digest = hashlib.sha256(repr(inputs).encode()).hexdigest()
+    return f"{RENDER_VERSION}:{config.content.summary_chars}:{digest}"
 
 
 def _render_one(article: Article, summary_chars: int) -> RenderedEntry:

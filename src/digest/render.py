@@ -16,10 +16,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import nh3
 
-from .content import Article
-
-# XML 1.0 allows only #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+from .content import Article, clean_xml_text
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"picture", "source", "figure", "figcaption"}
 _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
@@ -41,11 +38,6 @@ _URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel"}
 _MARKDOWN_EXTENSIONS = ["footnotes", "tables", "fenced_code"]
 _SENTENCE_END = "。！？!?…."
 _CLOSERS = "”’\"')）」』】"
-
-
-def clean_xml_text(text: str) -> str:
-    """Drop characters that XML 1.0 forbids (feedgen and every XML parser reject them)."""
-    return _XML_FORBIDDEN.sub("", text)
 
 
 _converter: Any = None  # a markdown.Markdown, made on first use (importing it costs start-up time)
@@ -126,10 +118,12 @@ def absolute_srcset(value: str, base_url: str) -> str:
 
 
 def image_url(article: Article) -> str:
-    """The featured image as an absolute, percent-encoded URL ("" when the article has none)."""
+    """The featured image as an absolute, percent-encoded http(s) URL ("" when the article has none, or
+    when its image is some other kind of URL: a `javascript:` or `data:` image never reaches a reader)."""
     if not article.image:
         return ""
-    return urljoin(article.url, quote(article.image, safe=_URL_SAFE))
+    url = urljoin(article.url, quote(article.image.strip(), safe=_URL_SAFE))
+    return url if urlsplit(url).scheme in ("http", "https") else ""
 
 
 def article_id_prefix(article: Article) -> str:
