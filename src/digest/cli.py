@@ -52,9 +52,7 @@ NOW_OPTION = click.option(
 
 
 def _resolve_now(now: dt.datetime | None, config: Config) -> dt.datetime:
-    if now is None:
-        return dt.datetime.now(dt.UTC)
-    return now if now.tzinfo is not None else now.replace(tzinfo=config.site.tz)
+    return dt.datetime.now(dt.UTC) if now is None else config.site.localize(now)
 
 
 def _config(ctx: click.Context) -> Config:

@@ -34,6 +34,10 @@ class SiteConfig:
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
+    def localize(self, moment: dt.datetime) -> dt.datetime:
+        """An aware datetime: a naive one is taken to be in the site timezone."""
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=self.tz)
+
     @property
     def domain(self) -> str:
         return urlsplit(self.base_url).hostname or "localhost"

@@ -254,7 +254,7 @@ LOCK_TIMEOUT = 30.0
 
 
 def _aware(now: dt.datetime, config: Config) -> dt.datetime:
-    return now if now.tzinfo is not None else now.replace(tzinfo=config.site.tz)
+    return config.site.localize(now)
 
 
 def next_digest(config: Config, now: dt.datetime) -> Digest | None:
