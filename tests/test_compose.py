@@ -21,6 +21,7 @@ from digest.compose import (
 )
 from digest.config import Config
 from digest.content import Article, collect
+from digest.feeds import topic_slug
 
 from conftest import NOW, SEEDS, Site, article_text
 
@@ -207,8 +208,29 @@ def test_anchors_are_ascii_unique_and_stable(site: Site) -> None:
     anchors = [g.anchor for g in first.groups]
     assert anchors == [g.anchor for g in second.groups]
     assert len(set(anchors)) == len(anchors)
-    assert all(re.fullmatch(r"topic-[a-z0-9-]+", a) for a in anchors)
+    assert all(re.fullmatch(r"topic-[a-z0-9_-]+", a) for a in anchors)
     assert "topic-ai-society" in anchors and "topic-ai-society-2" in anchors
+
+
+def test_anchors_are_the_feed_slugs(site: Site) -> None:
+    """One rule for a topic's ASCII name (feeds.topic_slug); a slug two topics share is suffixed."""
+    site.add("a.md", article_text("A", at(25), main_topics=["产业生态与商业版图"]))
+    site.add("b.md", article_text("B", at(26), main_topics=["Policy"]))
+    site.add("c.md", article_text("C", at(27), main_topics=["Models"]))
+    site.add("d.md", article_text("D", at(28)))
+    config = configured(site)
+    digest = select_digest(articles(config), config, NOW)
+    assert digest is not None
+    anchors = {g.topic.name: g.anchor for g in digest.groups}
+    chinese = next(g.topic for g in digest.groups if g.topic.name == "产业生态与商业版图")
+    assert anchors["产业生态与商业版图"] == topic_slug(chinese, config)  # already "topic-<hash>"
+    assert anchors["Policy"] == "topic-policy" and anchors["其他"] == "topic-other"
+    slugs = {"Policy": "rules", "Models": "rules"}  # a clash the feeds refuse; the digest just suffixes
+    mapped = dataclasses.replace(config, feeds=dataclasses.replace(config.feeds, topic_slugs=slugs))
+    digest = select_digest(articles(mapped), mapped, NOW)
+    assert digest is not None
+    anchors = {g.topic.name: g.anchor for g in digest.groups}
+    assert sorted([anchors["Policy"], anchors["Models"]]) == ["topic-rules", "topic-rules-2"]
 
 
 def test_for_topics_keeps_articles_with_any_wanted_topic(site: Site) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import email
+import importlib.resources
 import re
 import shutil
 from email import policy
@@ -24,6 +25,7 @@ from digest.message import (
     links,
     make_message_id,
     render_digest,
+    template_folders,
     write_archive,
 )
 from test_compose import SEED, SEED_TITLE, articles, at, configured
@@ -212,6 +214,19 @@ def test_custom_templates_folder_overrides_one_file(site: Site, tmp_path: Path) 
     assert "<table" in rendered.html  # the HTML template falls back to the project's
 
 
+def test_the_shipped_templates_are_package_data(site: Site) -> None:
+    """`src/digest/templates` is a symlink to the repository's templates/ (the editors' copy): the
+    package finds them through importlib.resources in a checkout, and pyproject's package-data copies
+    them into a wheel as files."""
+    shipped = importlib.resources.files("digest") / "templates"
+    for name in ("digest.html.j2", "digest.txt.j2", "digest.css", "archive_index.html.j2"):
+        assert (shipped / name).is_file(), name
+    assert Path(str(shipped)).resolve() == (PROJECT / "templates").resolve()
+    # A site without a templates/ folder of its own renders with the shipped ones, looked up once.
+    config = seed_site(site)
+    assert template_folders(config) == [(PROJECT / "templates").resolve()]
+
+
 def test_template_mistakes_are_one_clear_error(site: Site, tmp_path: Path) -> None:
     config = seed_site(site)
     (tmp_path / "digest.txt.j2").write_text("{{ period }}\n\n{{ no_such_thing }}\n", encoding="utf-8")
@@ -289,12 +304,25 @@ def test_message_headers_and_parts(site: Site) -> None:
     assert "x-digest-recipient" not in html + plain
 
 
+# Written as they are, never through the email package's folding (see test_list_unsubscribe_is_plain_ascii).
+STRUCTURED = ("Message-ID", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
+
+
+def header_lines(raw: bytes) -> dict[str, bytes]:
+    """Each header of the message exactly as it travels, folded lines included (CRLF-ended)."""
+    block = raw[: raw.index(b"\r\n\r\n") + 2]
+    return {
+        m.group(1).decode("ascii"): m.group(0)
+        for m in re.finditer(rb"^([!-9;-~]+):.*?\r\n(?:[ \t].*?\r\n)*", block, flags=re.M)
+    }
+
+
 def email_package_reference(raw: bytes, rendered: RenderedDigest, to: str) -> bytes:
-    """The same message built by the email package alone (slow: it writes bodies line by line)."""
+    """The same message built by the email package alone (slow: it writes bodies line by line); the
+    STRUCTURED headers, which the email package would encode, are copied from `raw` as they are."""
     parsed = parse(raw)
     reference = EmailMessage(policy=policy.SMTP)
-    for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
-                 "List-Unsubscribe-Post", "MIME-Version"):  # fmt: skip
+    for name in ("From", "To", "Subject", "Date", "MIME-Version"):
         if parsed[name] is not None:
             reference[name] = str(parsed[name]).strip()
     plain, _ = parsed.iter_parts()
@@ -308,7 +336,10 @@ def email_package_reference(raw: bytes, rendered: RenderedDigest, to: str) -> by
     reference.set_boundary(boundary)
     _, html = reference.iter_parts()
     del html["MIME-Version"]  # the email package repeats it in an added part; only the top needs it
-    return reference.as_bytes(policy=policy.SMTP)
+    built = reference.as_bytes(policy=policy.SMTP)
+    ours = header_lines(raw)
+    structured = b"".join(ours[name] for name in STRUCTURED if name in ours)
+    return built.replace(b"\r\nMIME-Version: ", b"\r\n" + structured + b"MIME-Version: ", 1)
 
 
 @pytest.mark.parametrize("ascii_text", [False, True])
@@ -364,6 +395,96 @@ def test_no_header_can_be_injected(site: Site) -> None:
     assert message["Subject"] == "Evil Bcc: victim@example.net 2025-W27 X-Injected: yes"
     headers = raw.split(b"\r\n\r\n")[0]
     assert not re.search(rb"\r\n(Bcc|X-Injected):", headers)
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "reader@example.org\r\nBcc: b@example.net",
+        "reader@example.org\nBcc: b@example.net",
+        "reader@example.org\rBcc: b@example.net",
+        "reader@example.org,b@example.net",
+        "<reader@example.org>",
+        "reader@",
+    ],
+)
+def test_a_recipient_address_that_could_add_a_header_is_refused(site: Site, to: str) -> None:
+    config = seed_site(site)
+    rendered = render_digest(digest_of(config), config)
+    with pytest.raises(DigestError, match="not a recipient address"):
+        message_for(rendered, config, to=to)
+
+
+def test_a_message_id_that_could_add_a_header_is_refused(site: Site) -> None:
+    config = seed_site(site)
+    rendered = render_digest(digest_of(config), config)
+    with pytest.raises(DigestError, match="not a Message-ID"):
+        build_message(
+            rendered, config, to=READER, message_id="<a@example.com>\r\nBcc: b@example.net", date=NOW
+        )
+
+
+# 60 characters: with the unsubscribe URL around it, the header is far over 78 characters.
+LONG_ADDRESS = "christopher.montgomery.smithe@research-institute.example.org"
+
+
+def test_list_unsubscribe_is_plain_ascii_folded_only_between_the_uris(site: Site) -> None:
+    """Mail providers do not decode RFC 2047 encoded words in RFC 2369 headers: one would break RFC 8058's
+    one-click unsubscribe. Checked on the raw bytes: the email parser would decode encoded words."""
+    assert len(LONG_ADDRESS) == 60
+    config = seed_site(site)
+    raw = message_for(render_digest(digest_of(config), config), config, to=LONG_ADDRESS)
+    lines = header_lines(raw)
+    assert lines["List-Unsubscribe"] == (
+        b"List-Unsubscribe: <https://example.com/unsubscribe?email="
+        b"christopher.montgomery.smithe%40research-institute.example.org>,\r\n"
+        b" <mailto:digest@example.com?subject=unsubscribe>\r\n"
+    )
+    assert lines["List-Unsubscribe-Post"] == b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    assert lines["List-Id"] == b"List-Id: <test-site.example.com>\r\n"
+    assert re.fullmatch(rb"Message-ID: <2025-W27\.[0-9a-f]{24}@example\.com>\r\n", lines["Message-ID"])
+    for name in STRUCTURED:
+        assert b"=?" not in lines[name] and lines[name].isascii(), lines[name]
+    assert b"<" + LONG_ADDRESS.encode() + b">\r\n" in lines["To"]  # folded before the address, not in it
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    # Parsed back, it is RFC 2369's comma-separated list of two URIs.
+    assert parse(raw)["List-Unsubscribe"] == (
+        "<https://example.com/unsubscribe?email=christopher.montgomery.smithe%40research-institute"
+        ".example.org>, <mailto:digest@example.com?subject=unsubscribe>"
+    )
+
+
+def test_structured_headers_stay_ascii_with_non_ascii_settings(site: Site) -> None:
+    config = seed_site(site)
+    config = dataclasses.replace(
+        config,
+        site=dataclasses.replace(config.site, base_url="https://例子.中国/", title="例子周报"),
+        digest=dataclasses.replace(config.digest, unsubscribe_url="https://例子.中国/退订?email={email}"),
+    )
+    raw = message_for(render_digest(digest_of(config), config), config, to=LONG_ADDRESS)
+    lines = header_lines(raw)
+    for name in STRUCTURED:
+        assert b"=?" not in lines[name] and lines[name].isascii(), lines[name]
+    assert lines["List-Id"] == b"List-Id: <digest.xn--fsqu00a.xn--fiqs8s>\r\n"
+    assert lines["Message-ID"].endswith(b"@xn--fsqu00a.xn--fiqs8s>\r\n")
+    assert lines["List-Unsubscribe"].startswith(
+        b"List-Unsubscribe: <https://%E4%BE%8B%E5%AD%90.%E4%B8%AD%E5%9B%BD/%E9%80%80%E8%AE%A2?email="
+    )
+
+
+def test_no_header_line_is_over_998_octets(site: Site) -> None:
+    """A URI too long for one header line is left out (the mailto: stays), never folded inside."""
+    config = seed_site(site)
+    long_url = "https://example.com/" + "u" * 900 + "?email={email}"
+    config = dataclasses.replace(config, digest=dataclasses.replace(config.digest, unsubscribe_url=long_url))
+    raw = message_for(render_digest(digest_of(config), config), config, to=LONG_ADDRESS)
+    head = raw[: raw.index(b"\r\n\r\n")]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    lines = header_lines(raw)
+    assert (
+        lines["List-Unsubscribe"] == b"List-Unsubscribe: <mailto:digest@example.com?subject=unsubscribe>\r\n"
+    )
+    assert "List-Unsubscribe-Post" not in lines  # one-click needs the https URI
 
 
 def test_a_big_week_fits_the_budget_with_an_and_n_more_link(site: Site) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import http.client
 import queue
 import shutil
@@ -12,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from digest import jobs
 from digest.compose import select_digest
+from digest.config import load_config
 from digest.message import fill_recipient, render_digest
-from digest.preview import PreviewServer, preview_html, serve, write_preview
+from digest.preview import PreviewServer, build_preview, render_page, serve, write_preview
 from test_compose import SEED, SEED_TITLE, articles, at
 
 from conftest import BASE_CONFIG, NOW, PROJECT, Site, article_text
+from smtp_server import write_run_config, write_subscribers
 
 
 def test_preview_is_the_next_digest_with_editor_warnings(site: Site) -> None:
@@ -25,33 +30,83 @@ def test_preview_is_the_next_digest_with_editor_warnings(site: Site) -> None:
     site.add("bare.md", article_text("没有摘要也没有图片的文章", at(28), body="正文第一句。第二句。"))
     site.add("long.md", article_text("标" * 70, at(27), summary="有摘要", featured_image="/a.png"))
     config = site.config()
-    page, warnings = preview_html(config, NOW)
+    preview = build_preview(config, NOW)
     # With no state yet, the next digest is the first one.
     digest = select_digest(articles(config), config, NOW)
     assert digest is not None
-    assert page == fill_recipient(render_digest(digest, config).html, "subscriber@example.com")
-    assert SEED_TITLE in page
-    assert warnings[0].startswith("size: HTML ") and "of 90.0 KB" in warnings[0]
+    assert preview.html == fill_recipient(render_digest(digest, config).html, "subscriber@example.com")
+    assert SEED_TITLE in preview.html
+    assert preview.period == "2025-W27" and preview.notice == ""
+    assert preview.notes[0] == (
+        "previewing the digest of 2025-W27, as `digest run` would send it at 2025-06-30T08:00+08:00"
+    )
+    warnings = preview.warnings
     assert "bare.md: no summary in the front matter (one is cut from the body)" in warnings
     assert "bare.md: no featured image" in warnings
     assert "long.md: title is 70 characters, over 60 ([digest] title_max_chars)" in warnings
     assert not [w for w in warnings if w.startswith("000_040d16bb7ab5a125.txt")]
 
 
+def test_the_size_is_information_until_it_nears_the_budget(site: Site, tmp_path: Path) -> None:
+    shutil.copy(SEED, site.content)
+    preview = write_preview(site.config(), NOW, tmp_path / "preview.html")
+    [size] = [n for n in preview.notes if n.startswith("size: HTML ")]
+    assert " of 90.0 KB ([digest] max_bytes, encoded; Gmail clips at about 102.0 KB)" in size
+    assert not [w for w in preview.warnings if "size" in w]
+    # Over 90% of [digest] max_bytes (and still within it: nothing moves), it is a warning.
+    digest = select_digest(articles(site.config()), site.config(), NOW)
+    assert digest is not None
+    site.set("digest", max_bytes=int(render_digest(digest, site.config()).encoded_html_bytes / 0.95))
+    near = build_preview(site.config(), NOW)
+    assert not [n for n in near.notes if n.startswith("size:")]
+    [size] = [w for w in near.warnings if w.startswith("size: HTML ")]
+    assert "95% of " in size and size.endswith(": over 90% of the budget")
+    assert not [w for w in near.warnings if "moved" in w]  # within the budget: nothing moved
+
+
 def test_write_preview_writes_the_file(site: Site, tmp_path: Path) -> None:
     shutil.copy(SEED, site.content)
     out = tmp_path / "out" / "preview.html"
-    warnings = write_preview(site.config(), NOW, out)
-    assert SEED_TITLE in out.read_text(encoding="utf-8")
-    assert warnings and warnings[0].startswith("size:")
+    preview = write_preview(site.config(), NOW, out)
+    assert out.read_text(encoding="utf-8") == preview.html
+    assert SEED_TITLE in preview.html
     assert not (site.root / "state").exists()  # recording nothing
 
 
 def test_preview_when_nothing_is_new(site: Site, tmp_path: Path) -> None:
     site.add("old.md", article_text("Old", "2025-01-01T09:00:00+08:00"))
-    page, warnings = preview_html(site.config(), NOW)
-    assert warnings == ["nothing new at 2025-06-30T08:00+08:00: no digest would go out"]
-    assert "no digest would go out" in page
+    preview = build_preview(site.config(), NOW)
+    assert preview.notes[-1] == "nothing new: no digest would go out"
+    assert preview.warnings == ()
+    assert "no digest would go out" in preview.html and "2025-W27" in preview.html
+
+
+def test_after_this_weeks_digest_went_out_the_preview_is_next_weeks(site: Site) -> None:
+    """`run` sends one digest per period: what is new after it goes out next period, labelled so."""
+    write_run_config(site.root)
+    write_subscribers(site.root, [("all@example.com", "All", "")])
+    site.add("a.md", article_text("Alpha", "2025-06-25T10:00:00+08:00", main_topics=["AI"]))
+    config = load_config(site.root / "config.toml")
+    assert jobs.run(config, NOW).period == "2025-W27"
+    site.add("late.md", article_text("写在周报之后", "2025-06-30T09:00:00+08:00", main_topics=["AI"]))
+    later = NOW + dt.timedelta(hours=2)
+    preview = build_preview(config, later)
+    assert preview.period == "2025-W28"
+    assert preview.notice == (
+        "this week's digest (2025-W27) was sent; this is what next week's (2025-W28) holds so far"
+    )
+    assert preview.notes[:2] == ("previewing the digest of 2025-W28, as it stands at 2025-06-30T10:00+08:00",
+                                 preview.notice)  # fmt: skip
+    assert "写在周报之后" in preview.html and "Alpha" not in preview.html
+    assert "2025-W28" in preview.html and "2025-W27" not in preview.html  # subject, links, heading
+    page = render_page("t", preview.html, list(preview.warnings), 1, "nonce", preview=preview)
+    assert f'<li class="notice">{html.escape(preview.notice)}</li>' in page
+    assert "<h2>Digest 2025-W28</h2>" in page
+    # Nothing new since: the notice still says which digest went out.
+    (site.content / "late.md").unlink()
+    empty = build_preview(config, later)
+    assert empty.period == "2025-W28" and empty.notice in empty.notes
+    assert empty.notes[-1] == "nothing new: no digest would go out"
 
 
 # ---------------------------------------------------------------- the server
@@ -107,7 +162,8 @@ def test_server_answers_on_loopback_with_warnings_above_the_email(server: Previe
     status, page = get(server, "/")
     assert status == 200
     assert page.index('id="warnings"') < page.index('<iframe class="frame" id="email"')
-    assert "size: HTML " in page
+    assert page.index('id="notes"') < page.index('id="warnings"')
+    assert "Digest 2025-W27" in page and "size: HTML " in page  # information, above the warnings
     assert "Kimi能否穿越" in page  # in the frame's srcdoc, escaped into an attribute
     assert "&lt;table" in page and 'sandbox="allow-same-origin' in page
     assert get(server, "/version") == (200, "1\n")
@@ -159,3 +215,4 @@ def test_a_broken_template_shows_the_error_and_keeps_serving(server: PreviewServ
     status, page = get(server, "/")
     assert status == 200
     assert 'class="warnings error"' in page and "template error" in page
+    assert 'id="notes"' not in page  # no digest to describe

@@ -180,10 +180,12 @@ def preview(ctx: click.Context, now: dt.datetime | None, out: Path | None, serve
             previewing.serve(config.path, port, now=_resolve_now(now, config) if now else None)
             return
         assert out is not None
-        warnings = previewing.write_preview(config, _resolve_now(now, config), out)
+        result = previewing.write_preview(config, _resolve_now(now, config), out)
     except DigestError as exc:
         raise click.ClickException(str(exc)) from None
-    for warning in warnings:
+    for note in result.notes:
+        click.echo(note)
+    for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {out}")
 

@@ -11,9 +11,6 @@ already sent).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,7 +18,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 
 from .config import Config
 from .content import Article, Topic, is_published, site_topics, topic_key
-from .feeds import feeds_url
+from .feeds import feeds_url, topic_slug
 from .render import image_url, summary_text, truncate
 
 # The group of articles that have no topic; its key can never be a real topic key (those are non-empty).
@@ -135,7 +132,7 @@ def group_articles(
         return names.get(key, Topic(key=key, name=key))
 
     order = _topic_order(by_topic, {k: topic(k) for k in by_topic}, config.digest.topic_order)
-    anchors = _anchors([topic(k) for k in order])
+    anchors = _anchors([topic(k) for k in order], config)
     return tuple(
         TopicGroup(topic=topic(key), anchor=anchors[key], items=tuple(_newest_first(by_topic[key])))
         for key in order
@@ -165,19 +162,15 @@ def _newest_first(items: Iterable[DigestItem]) -> list[DigestItem]:
     return sorted(ordered, key=lambda item: item.article.publish_date, reverse=True)
 
 
-def _anchors(topics: Sequence[Topic]) -> dict[str, str]:
-    """An ASCII id per topic for the TOC links: a slug of an ASCII name, else a short stable hash."""
+def _anchors(topics: Sequence[Topic], config: Config) -> dict[str, str]:
+    """An ASCII id per topic for the TOC links: `topic-` and the topic's feed slug (`feeds.topic_slug`:
+    stable, from `[feeds] topic_slugs`, an ASCII name or a hash), suffixed `-2`, `-3` when two topics
+    would share one (the feeds refuse that clash; a digest only needs the ids to differ)."""
     anchors: dict[str, str] = {}
     used: set[str] = set()
     for t in topics:
-        if t.key == OTHER_KEY:
-            base = "topic-other"
-        else:
-            ascii_name = unicodedata.normalize("NFKD", t.key).encode("ascii", "ignore").decode()
-            slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40].strip("-")
-            if ascii_name != t.key or not slug:
-                slug = hashlib.sha256(t.key.encode("utf-8")).hexdigest()[:8]
-            base = "topic-" + slug
+        slug = "other" if t.key == OTHER_KEY else topic_slug(t, config)
+        base = slug if slug.startswith("topic-") else "topic-" + slug
         anchor, n = base, 2
         while anchor in used:
             anchor, n = f"{base}-{n}", n + 1

@@ -1,9 +1,15 @@
-"""A digest as an email: Jinja renders, premailer inlines the CSS, then the MIME message is built. Pure.
+"""A rendered digest as one recipient's email: the MIME message and its headers. Pure.
 
-`render_digest` runs once per distinct digest (the inliner is the slow part); the result still holds a
-placeholder where each recipient's address goes, and `build_message` fills it in per recipient, after
-inlining, so 10,000 subscribers cost one render. Nothing from content can reach a header line: every
-header value has its CR/LF removed before it is set.
+Rendering (Jinja, premailer, the size budget, the web archive) is `templating.py`'s; its public names are
+importable from here too, so callers need one module. `build_message` fills each recipient's address into
+the rendered HTML and text and writes the message bytes.
+
+Headers: the ones that may carry content (From, To, Subject) go through the email package, which
+encodes (RFC 2047) and folds them. The ones that are ASCII by construction (Message-ID, List-Id,
+List-Unsubscribe, List-Unsubscribe-Post) are written as they are: the email package would turn a long
+List-Unsubscribe into encoded words, which mail providers do not decode (RFC 2369), and RFC 8058's
+one-click unsubscribe would break. Nothing from content can reach a header line: a value with a CR or LF
+is made one line first, or refused.
 """
 
 from __future__ import annotations
@@ -13,336 +19,88 @@ import datetime as dt
 import functools
 import hashlib
 import logging
-import math
 import re
-import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from email import policy
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
-from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import quote
 
-import cssutils
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateError,
-    select_autoescape,
-)
-from markupsafe import Markup
-from premailer import Premailer
-
-from .compose import (
-    RECIPIENT_PLACEHOLDER,
-    Digest,
-    archive_index_url,
-    archive_url,
-    build_context,
-    move_oldest_to_overflow,
-    one_line,
-    strings,
-)
+from .compose import RECIPIENT_PLACEHOLDER, one_line
 from .config import Config
 from .errors import DigestError
+from .templating import (
+    MAX_LINE_BYTES,
+    RenderedDigest,
+    encoded_size,
+    environment,
+    inline_css,
+    kb,
+    links,
+    plain_text,
+    relative_links,
+    render_digest,
+    stylesheet,
+    subject_line,
+    template_error,
+    template_folders,
+    write_archive,
+)
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "RenderedDigest",
+    "ascii_domain",
+    "build_message",
+    "encoded_size",
+    "environment",
+    "fill_recipient",
+    "inline_css",
+    "kb",
+    "links",
+    "list_id",
+    "make_message_id",
+    "plain_text",
+    "relative_links",
+    "render_digest",
+    "structured_header",
+    "stylesheet",
+    "subject_line",
+    "template_error",
+    "template_folders",
+    "write_archive",
+]
 
 log = logging.getLogger(__name__)
 
-# RFC 5322: a line is at most 998 octets, CRLF excluded.
-MAX_LINE_BYTES = 998
-_PERIOD = re.compile(r"^\d{4}-W\d{2}$")
+# RFC 5322 §2.1.1: a line SHOULD be at most 78 characters (a structured header is folded past that).
+_FOLD_AT = 78
+# A header item written as it is: printable ASCII, no CR/LF, no space at either end.
+_HEADER_ITEM = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
+# Kept as they are when a URI is made ASCII: RFC 3986's reserved characters, and '%' (already encoded).
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+# Kept as they are in a mailto: address (RFC 6068); ',' would start a second address, '%' is encoded.
+_MAILTO_SAFE = "@!$'*+"
 
 
-@dataclass(frozen=True)
-class RenderedDigest:
-    subject: str
-    html: str  # CSS inlined, with per-recipient placeholders still in it
-    text: str
-    encoded_html_bytes: int  # the HTML part as it travels (base64, CRLF), placeholders unfilled
-    warnings: tuple[str, ...]
-    digest: Digest | None = None  # the digest as rendered: after the size budget moved items to overflow
-    budget: int = 0  # `[digest] max_bytes` that applied (0 for the web copy, which has no budget)
-
-
-# ---------------------------------------------------------------- templates
-
-# The project's own templates: beside src/ in a checkout; a copy inside the package for a wheel.
-_PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-_PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def template_folders(config: Config) -> list[Path]:
-    """Where templates are looked up, first match wins: the editors' `[digest] templates`, the
-    `templates/` beside the config file, then the project's own (so an editor may override one file)."""
-    folders: list[Path] = []
-    custom = config.digest.templates
-    if custom is not None and not custom.is_dir():
-        raise DigestError(
-            f"templates folder not found: {custom}",
-            path=str(config.path),
-            key="digest.templates",
-            hint="point [digest] templates at a folder",
-        )
-    for folder in (custom, config.root / "templates", _PROJECT_TEMPLATES, _PACKAGE_TEMPLATES):
-        if folder is not None and folder.is_dir() and folder.resolve() not in folders:
-            folders.append(folder.resolve())
-    return folders
-
-
-_environments: dict[tuple[Path, ...], Environment] = {}
-
-
-def environment(config: Config) -> Environment:
-    """One Jinja environment per set of folders (it caches compiled templates and reloads changed ones).
-
-    Autoescaping is on for everything but the plain-text templates, whose output is never HTML.
-    """
-    folders = tuple(template_folders(config))
-    env = _environments.get(folders)
-    if env is None:
-        env = Environment(
-            loader=ChoiceLoader([FileSystemLoader(folder) for folder in folders]),
-            autoescape=select_autoescape(disabled_extensions=("txt", "txt.j2"), default=True),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            auto_reload=True,
-        )
-        _environments[folders] = env
-    return env
-
-
-def stylesheet(env: Environment) -> Markup:
-    """digest.css as it is on disk: read through the loader (never rendered, CSS braces are not Jinja)."""
-    assert env.loader is not None
-    source, _, _ = env.loader.get_source(env, "digest.css")
-    return Markup(source)  # noqa: S704 - the editors' own stylesheet, not content
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def render_digest(digest: Digest, config: Config, *, web: bool = False) -> RenderedDigest:
-    """The digest's subject, inlined HTML and text; the email copy fits `[digest] max_bytes` encoded.
-
-    When it does not fit, the oldest articles move to the "and N more" link to the web copy, one
-    re-render per step (only over-budget digests pay for it). The web copy (`web=True`) keeps everything
-    and has no per-subscriber link.
-    """
-    env = environment(config)
-    warnings: list[str] = []
-    html, text = _render(env, digest, config, web, warnings)
-    size = encoded_size(html)
-    budget = 0 if web else config.digest.max_bytes
-    current = digest
-    if budget and size > budget:
-        first_size = size
-        current, html, text, size = _fit(env, digest, config, size, budget, warnings)
-        moved = len(current.overflow) - len(digest.overflow)
-        message = (
-            f"digest {digest.period}: HTML is {_kb(first_size)} encoded, over the budget of {_kb(budget)} "
-            f"([digest] max_bytes); moved the {moved} oldest article(s) to the 'and {len(current.overflow)} "
-            f"more' link"
-        )
-        if size > budget:
-            message += f", still {_kb(size)}: the template alone is over the budget"
-        log.warning(message)
-        warnings.append(message)
-    warnings.extend(f"relative link in the digest: {url}" for url in relative_links(html))
-    if not web and not config.digest.unsubscribe_url:
-        warnings.append("no unsubscribe link: set [digest] unsubscribe_url")
-    return RenderedDigest(
-        subject=subject_line(config, digest.period),
-        html=html,
-        text=text,
-        encoded_html_bytes=size,
-        warnings=tuple(dict.fromkeys(warnings)),
-        digest=current,
-        budget=budget,
-    )
-
-
-def _render(
-    env: Environment, digest: Digest, config: Config, web: bool, warnings: list[str]
-) -> tuple[str, str]:
-    context = build_context(digest, config, web=web, subject=subject_line(config, digest.period))
-    try:
-        context["stylesheet"] = stylesheet(env)
-        html = env.get_template("digest.html.j2").render(context)
-        text = env.get_template("digest.txt.j2").render(context)
-    except TemplateError as exc:
-        raise template_error(exc) from None
-    inlined, css_messages = inline_css(html)
-    warnings.extend(f"CSS: {m}" for m in css_messages)
-    return inlined, plain_text(text)
-
-
-def template_error(exc: Exception) -> DigestError:
-    """A Jinja error as one line naming the template file and line.
-
-    Syntax errors carry both; errors while rendering (an undefined name) don't, but Jinja rewrites the
-    traceback so that the template's own frame names its file and line: take them from there.
-    """
-    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
-    line = getattr(exc, "lineno", None)
-    if name is None:
-        trace = exc.__traceback__
-        while trace is not None:
-            if trace.tb_frame.f_code.co_filename.endswith(".j2"):
-                name, line = trace.tb_frame.f_code.co_filename, trace.tb_lineno
-            trace = trace.tb_next
-    message = getattr(exc, "message", None) or str(exc)
-    return DigestError(
-        f"template error: {message}", path=str(name or "template"), line=line, hint="see [digest] templates"
-    )
-
-
-def _fit(
-    env: Environment, digest: Digest, config: Config, size: int, budget: int, warnings: list[str]
-) -> tuple[Digest, str, str, int]:
-    """Move the oldest items to the overflow until the encoded HTML fits the budget."""
-    total = len(digest.items)
-    # What the page costs with no article at all tells how much each article costs on average.
-    empty = move_oldest_to_overflow(digest, total)
-    html, text = _render(env, empty, config, False, [])
-    chrome = encoded_size(html)
-    per_item = max(1.0, (size - chrome) / max(total, 1))
-    moved = min(total, max(1, math.ceil((size - budget) / per_item)))
-    while True:
-        current = move_oldest_to_overflow(digest, moved)
-        html, text = _render(env, current, config, False, warnings)
-        size = encoded_size(html)
-        if size <= budget or moved >= total:
-            return current, html, text, size
-        moved = min(total, moved + max(1, math.ceil((size - budget) / per_item)))
-
-
-def encoded_size(html: str) -> int:
-    """Bytes of the HTML part's body as `build_message` sends it: UTF-8 with CRLF line ends, in base64
-    lines of 76 characters, each ending in CRLF."""
-    lines = html.encode("utf-8").splitlines()
-    raw = sum(len(line) for line in lines) + 2 * len(lines)
-    encoded = 4 * math.ceil(raw / 3)
-    return encoded + 2 * math.ceil(encoded / 76)
-
-
-def _kb(size: int) -> str:
-    return f"{size / 1000:.1f} KB"
-
-
-def subject_line(config: Config, period: str) -> str:
-    """`[digest] subject` with {site} and {period} filled; never more than one line."""
-    subject = config.digest.subject.replace("{site}", config.site.title).replace("{period}", period)
-    return one_line(subject)
-
-
-def plain_text(text: str) -> str:
-    """Tidy the text part: no runs of blank lines, no trailing spaces, no line over 998 octets."""
-    text = re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
-    return "\n".join(piece for line in text.split("\n") for piece in _split_long(line))
-
-
-def _split_long(line: str) -> list[str]:
-    """A line cut into pieces of at most 998 UTF-8 bytes, at a space when there is one."""
-    pieces: list[str] = []
-    while len(line.encode("utf-8")) > MAX_LINE_BYTES:
-        cut = len(line.encode("utf-8")[:MAX_LINE_BYTES].decode("utf-8", "ignore"))
-        space = line.rfind(" ", 0, cut)
-        cut = space if space > cut // 2 else cut
-        pieces.append(line[:cut].rstrip())
-        line = line[cut:].lstrip()
-    pieces.append(line)
-    return pieces
-
-
-# ---------------------------------------------------------------- CSS inlining
-
-
-class _Collect(logging.Handler):
-    """Keeps cssutils' messages for the render's warnings (they go to our log, never to stderr)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-_css_log = _Collect()
-# cssutils logs to its own logger with a handler on stderr; point it at ours instead, once.
-cssutils.log.setLog(logging.getLogger("digest.cssutils"))
-# cssutils' log and premailer's parse cache are process-wide: one inlining at a time.
-_inline_lock = threading.Lock()
-
-
-def inline_css(html: str) -> tuple[str, list[str]]:
-    """Move the stylesheet into `style=` attributes, the way email clients need it.
-
-    keep_style_tags keeps the `<style>` block (with the `@media` rules) in the head; strip_important=False
-    keeps the `!important` those rules need to beat inline styles; width/height attributes come from the
-    template, not from CSS (premailer would turn `width:100%` into `width="100%"`, which Outlook stretches).
-    """
-    with _inline_lock:
-        _css_log.messages.clear()
-        inliner = Premailer(
-            html,
-            keep_style_tags=True,
-            strip_important=False,
-            preserve_internal_links=True,
-            allow_network=False,
-            allow_loading_external_files=False,
-            disable_validation=True,  # validation only flags mso-* and vendor properties we need
-            disable_basic_attributes=["width", "height"],
-            align_floating_images=False,  # no floats here, and it re-parses every image's style (slow)
-            cssutils_logging_handler=_css_log,
-            cssutils_logging_level=logging.WARNING,
-        )
-        result = inliner.transform(pretty_print=False)
-        messages = list(_css_log.messages)
-    return str(result), messages
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if name in ("href", "src") and value is not None:
-                self.urls.append(value.strip())
-
-
-def links(html: str) -> list[str]:
-    parser = _Links()
-    parser.feed(html)
-    parser.close()
-    return parser.urls
-
-
-def relative_links(html: str) -> list[str]:
-    """href/src values an email client cannot resolve: anything but absolute http(s), mailto, `#`."""
-    found = []
-    for url in links(html):
-        if url.startswith("#") or re.match(r"(?i)(https?://[^/]|mailto:|tel:|cid:)", url):
-            continue
-        found.append(url)
-    return list(dict.fromkeys(found))
-
-
-# ---------------------------------------------------------------- the message
+# ---------------------------------------------------------------- per-recipient values
 
 
 def fill_recipient(value: str, email: str) -> str:
     """The per-recipient placeholder replaced by the address, percent-encoded (safe in HTML and URLs)."""
     return value.replace(RECIPIENT_PLACEHOLDER, quote(email.strip(), safe=""))
+
+
+def ascii_domain(domain: str) -> str:
+    """The domain as it may appear in a header: IDNA (`例子.中国` → `xn--fsqu00a.xn--fiqs8s`)."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "digest.invalid"  # RFC 2606: a name that can never be someone's real domain
 
 
 def make_message_id(period: str, recipient: str, config: Config, salt: str = "") -> str:
@@ -352,14 +110,82 @@ def make_message_id(period: str, recipient: str, config: Config, salt: str = "")
     """
     seed = "\0".join([config.site.base_url, period, recipient.strip().casefold(), salt])
     token = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:24]
-    return f"<{one_line(period).replace(' ', '')}.{token}@{config.site.domain}>"
+    label = re.sub(r"[^A-Za-z0-9-]+", "", period) or "digest"
+    return f"<{label}.{token}@{ascii_domain(config.site.domain)}>"
 
 
 def list_id(config: Config) -> str:
     """RFC 2919 `<label.domain>`: an ASCII label from the site title ("digest" when it has none)."""
     label = re.sub(r"[^a-z0-9]+", "-", config.site.title.casefold()).strip("-")
-    label = "".join(c for c in label if c.isascii()) or "digest"
-    return f"<{label}.{config.site.domain}>"
+    label = "".join(c for c in label if c.isascii()).strip("-") or "digest"
+    return f"<{label}.{ascii_domain(config.site.domain)}>"
+
+
+def _list_unsubscribe(config: Config, to: str) -> list[str]:
+    """The https URI with the address filled in, then a mailto: to the sender; both plain ASCII."""
+    uris = []
+    url = config.digest.unsubscribe_url.replace("{email}", quote(to, safe=""))
+    if url.startswith(("https://", "http://")):
+        uris.append(quote(one_line(url), safe=_URI_SAFE))
+    sender = parseaddr(one_line(config.digest.sender))[1]
+    if "@" in sender:
+        uris.append(f"mailto:{quote(sender, safe=_MAILTO_SAFE)}?subject=unsubscribe")
+    room = MAX_LINE_BYTES - len("List-Unsubscribe: <>,")
+    too_long = [uri for uri in uris if len(uri) > room]
+    if too_long:
+        log.warning(
+            "List-Unsubscribe: left out a URI of %d characters (a header line holds at most %d octets); "
+            "shorten [digest] unsubscribe_url",
+            len(too_long[0]),
+            MAX_LINE_BYTES,
+        )
+    return [uri for uri in uris if len(uri) <= room]
+
+
+# ---------------------------------------------------------------- headers
+
+
+def structured_header(name: str, *items: str) -> bytes:
+    """`Name: a, b` with CRLF, written as it is (never RFC 2047 encoded), for values that are ASCII by
+    construction; folded after each comma, and only there, when the line would pass 78 characters.
+
+    Refuses (DigestError) an item that is not printable ASCII (a CR/LF can never start a header) or a
+    line over RFC 5322's 998 octets.
+    """
+    for item in items:
+        if not _HEADER_ITEM.fullmatch(item):
+            raise DigestError(f"{name}: not a printable ASCII header value: {item!r}")
+    line = f"{name}: {', '.join(items)}"
+    if len(line) > _FOLD_AT:
+        line = f"{name}: " + ",\r\n ".join(items)
+    longest = max(len(part) for part in line.split("\r\n"))
+    if longest > MAX_LINE_BYTES:
+        raise DigestError(f"{name}: a line of {longest} octets, over {MAX_LINE_BYTES}")
+    return line.encode("ascii") + b"\r\n"
+
+
+def _fold(name: str, value: str) -> bytes:
+    """One header as the email package writes it (RFC 2047 encoded where needed, folded at 78, CRLF)."""
+    return policy.SMTP.fold_binary(*policy.SMTP.header_store_parse(name, value))
+
+
+# Headers that are the same for every recipient of a digest are folded once.
+_fold_same = functools.lru_cache(maxsize=64)(_fold)
+
+
+def _to_header(to: str, name: str) -> bytes:
+    """`To:` for one recipient; an address that is not one addr-spec (a CR/LF, a space, a second
+    address) is refused rather than written."""
+    address = to.strip()
+    if not address or any(c.isspace() or not c.isprintable() for c in address):
+        raise DigestError(f"not a recipient address: {to!r}")
+    try:
+        return _fold("To", str(Address(display_name=one_line(name), addr_spec=address)))
+    except (ValueError, IndexError, HeaderParseError) as exc:
+        raise DigestError(f"not a recipient address: {to!r} ({exc})") from None
+
+
+# ---------------------------------------------------------------- the message
 
 
 def build_message(
@@ -373,27 +199,30 @@ def build_message(
 ) -> bytes:
     """One recipient's message: RFC 5322 bytes with CRLF, text then HTML, ready for SMTP or a .eml file.
 
-    The email package parses, encodes and folds every header, and refuses a CR/LF in one (each value is
-    made one line first). The bodies are encoded here: the email package writes a body line by line in
-    Python (~10 ms a message), while all that differs between two recipients is the last few kilobytes,
-    where the per-recipient links are. test_message checks the bytes against the email package's own.
+    The bodies are encoded here: the email package writes a body line by line in Python (~10 ms a
+    message), while all that differs between two recipients is the last few kilobytes, where the
+    per-recipient links are. test_message checks the bytes against the email package's own.
     """
+    to_line = _to_header(to, to_name)
+    message_id = one_line(message_id)
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise DigestError(f"not a Message-ID: {message_id!r}", hint="expected <id@domain>")
     text, html, boundary = _prepared(rendered.text, rendered.html)
     address = quote(to.strip(), safe="").encode("ascii")
     head = [
         _fold_same("From", one_line(config.digest.sender)),
-        _fold("To", str(Address(display_name=one_line(to_name), addr_spec=one_line(to)))),
+        to_line,
         _fold_same("Subject", one_line(rendered.subject)),
         _fold_same("Date", format_datetime(date)),
-        _fold("Message-ID", one_line(message_id)),
-        _fold_same("List-Id", list_id(config)),
+        structured_header("Message-ID", message_id),
+        structured_header("List-Id", list_id(config)),
     ]
-    unsubscribe = _list_unsubscribe(config, one_line(to))
+    unsubscribe = _list_unsubscribe(config, to.strip())
     if unsubscribe:
-        head.append(_fold("List-Unsubscribe", ", ".join(f"<{uri}>" for uri in unsubscribe)))
+        head.append(structured_header("List-Unsubscribe", *(f"<{uri}>" for uri in unsubscribe)))
         if unsubscribe[0].startswith("https://"):
             # RFC 8058: a POST to the https URI unsubscribes with one click, no page to confirm.
-            head.append(_fold_same("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+            head.append(structured_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     head.append(_fold_same("MIME-Version", "1.0"))
     head.append(_fold_same("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
     delimiter = f"--{boundary}".encode("ascii")
@@ -405,13 +234,6 @@ def build_message(
     ])  # fmt: skip
 
 
-def _fold(name: str, value: str) -> bytes:
-    """One header as the email package writes it (RFC 2047 encoded, folded at 78, CRLF)."""
-    return policy.SMTP.fold_binary(*policy.SMTP.header_store_parse(name, value))
-
-
-# Headers that are the same for every recipient of a digest are folded once.
-_fold_same = functools.lru_cache(maxsize=64)(_fold)
 _PLACEHOLDER = RECIPIENT_PLACEHOLDER.encode("ascii")
 _BASE64_LINE = 57  # input bytes per 76-character line of base64
 
@@ -461,45 +283,3 @@ def _base64_lines(data: bytes) -> bytes:
     if not encoded:
         return b""
     return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
-
-
-def _list_unsubscribe(config: Config, to: str) -> list[str]:
-    uris = []
-    url = config.digest.unsubscribe_url.replace("{email}", quote(to, safe=""))
-    if url.startswith(("https://", "http://")):
-        uris.append(one_line(url))
-    sender = parseaddr(one_line(config.digest.sender))[1]
-    if "@" in sender:
-        uris.append(f"mailto:{sender}?subject=unsubscribe")
-    return uris
-
-
-# ---------------------------------------------------------------- the web archive
-
-
-def write_archive(
-    digest: Digest, config: Config, periods: Sequence[str] = (), rendered: RenderedDigest | None = None
-) -> dict[str, bytes]:
-    """{path relative to `[digest] archive_dir`: bytes}: this digest's web copy and the index of all.
-
-    `periods` are the earlier digests' periods (from the state); the index lists them, newest first.
-    Pass `rendered` when the web copy was already rendered with `render_digest(..., web=True)`.
-    """
-    web = rendered if rendered is not None else render_digest(digest, config, web=True)
-    all_periods = sorted({digest.period, *periods}, reverse=True)
-    for period in all_periods:
-        if not _PERIOD.match(period):
-            raise DigestError(f"not a digest period: {period!r}", hint='expected e.g. "2025-W26"')
-    env = environment(config)
-    context = {
-        "site": {"title": config.site.title, "language": config.site.language, "url": config.site.base_url},
-        "t": strings(config),
-        "self_url": archive_index_url(config),
-        "digests": [{"period": p, "url": archive_url(config, p), "name": f"{p}.html"} for p in all_periods],
-    }
-    try:
-        context["stylesheet"] = stylesheet(env)
-        index = env.get_template("archive_index.html.j2").render(context)
-    except TemplateError as exc:
-        raise template_error(exc) from None
-    return {f"{digest.period}.html": web.html.encode("utf-8"), "index.html": index.encode("utf-8")}

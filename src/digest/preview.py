@@ -18,23 +18,38 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .compose import Digest
+from .compose import Digest, period_of
 from .config import Config, load_config
 from .errors import DigestError
 from .jobs import next_digest
-from .message import RenderedDigest, fill_recipient, render_digest, template_folders
+from .message import RenderedDigest, fill_recipient, kb, render_digest, template_folders
 from .output import write_atomic
+from .state import peek_history
 
 log = logging.getLogger(__name__)
 
 # Whose address fills the per-recipient links in the preview.
 PREVIEW_RECIPIENT = "subscriber@example.com"
 GMAIL_CLIP_BYTES = 102_000
+# The size line is a warning past this share of `[digest] max_bytes` (below it, information).
+NEAR_BUDGET = 0.9
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The next digest as an editor sees it: the email, and outside it what to know and what to fix."""
+
+    html: str  # the email, a sample recipient's links filled in (or a page saying nothing goes out)
+    period: str  # the period whose digest this is
+    notes: tuple[str, ...]  # information: which digest this is, the size budget used
+    warnings: tuple[str, ...]  # worth fixing before it goes out; nothing here stops the digest
+    notice: str = ""  # this period's digest was already sent (also in `notes`): shown prominently
 
 
 # ---------------------------------------------------------------- what the preview shows
@@ -42,53 +57,82 @@ GMAIL_CLIP_BYTES = 102_000
 
 def editor_warnings(digest: Digest, rendered: RenderedDigest, config: Config) -> list[str]:
     """What an editor should look at before it goes out; nothing here stops the digest."""
-    budget = config.digest.max_bytes
-    notes = [
-        f"size: HTML {_kb(rendered.encoded_html_bytes)} of {_kb(budget)} ([digest] max_bytes, encoded; "
-        f"Gmail clips at about {_kb(GMAIL_CLIP_BYTES)})"
-    ]
+    found = []
     limit = config.digest.title_max_chars
     for item in (*digest.items, *digest.overflow):
         article = item.article
         if not article.summary:
-            notes.append(f"{article.source}: no summary in the front matter (one is cut from the body)")
+            found.append(f"{article.source}: no summary in the front matter (one is cut from the body)")
         if not item.image:
-            notes.append(f"{article.source}: no featured image")
+            found.append(f"{article.source}: no featured image")
         if len(article.title) > limit:
-            notes.append(
+            found.append(
                 f"{article.source}: title is {len(article.title)} characters, over {limit} "
                 "([digest] title_max_chars)"
             )
-    notes.extend(rendered.warnings)
-    return notes
+    found.extend(rendered.warnings)
+    return found
 
 
-def preview_html(config: Config, now: dt.datetime) -> tuple[str, list[str]]:
-    """The next digest's email HTML (a sample recipient's links filled in) and the editor's warnings."""
+def size_note(rendered: RenderedDigest, config: Config) -> tuple[str, bool]:
+    """The size budget used, and whether that is a warning: over NEAR_BUDGET of `[digest] max_bytes`."""
+    size, budget = rendered.encoded_html_bytes, config.digest.max_bytes
+    share = f"{size / budget:.0%} of " if budget else ""
+    line = (
+        f"size: HTML {kb(size)}, {share}{kb(budget)} ([digest] max_bytes, encoded; "
+        f"Gmail clips at about {kb(GMAIL_CLIP_BYTES)})"
+    )
+    return line, bool(budget) and size > NEAR_BUDGET * budget
+
+
+def which_digest(config: Config, now: dt.datetime) -> tuple[str, list[str], str]:
+    """The period the next digest is for, the lines that say so, and the notice when this period's
+    digest was already sent.
+
+    `digest run` sends one digest per period: once this period's is recorded, what the preview shows
+    goes out next period, and is labelled so.
+    """
+    now = config.site.localize(now)
+    when = now.astimezone(config.site.tz).isoformat(timespec="minutes")
+    current = period_of(now, config)
+    if current not in peek_history(config.state.path).periods:
+        return current, [f"previewing the digest of {current}, as `digest run` would send it at {when}"], ""
+    upcoming = period_of(now + dt.timedelta(days=7), config)
+    notice = f"this week's digest ({current}) was sent; this is what next week's ({upcoming}) holds so far"
+    return upcoming, [f"previewing the digest of {upcoming}, as it stands at {when}", notice], notice
+
+
+def build_preview(config: Config, now: dt.datetime) -> Preview:
+    """The next digest's email HTML, which period it is for, and the editor's notes; records nothing."""
+    period, notes, notice = which_digest(config, now)
     digest = next_digest(config, now)  # reads the state, never writes it
     if digest is None:
-        when = now.astimezone(config.site.tz).isoformat(timespec="minutes")
-        message = f"nothing new at {when}: no digest would go out"
-        return _message_page("digest preview", message), [message]
+        notes.append("nothing new: no digest would go out")
+        return Preview(_message_page("digest preview", notes), period, tuple(notes), (), notice)
+    digest = replace(digest, period=period)
     rendered = render_digest(digest, config)
-    return fill_recipient(rendered.html, PREVIEW_RECIPIENT), editor_warnings(digest, rendered, config)
+    warnings = editor_warnings(digest, rendered, config)
+    size, near = size_note(rendered, config)
+    if near:
+        warnings.insert(0, f"{size}: over {NEAR_BUDGET:.0%} of the budget")
+    else:
+        notes.append(size)
+    html = fill_recipient(rendered.html, PREVIEW_RECIPIENT)
+    return Preview(html, period, tuple(notes), tuple(dict.fromkeys(warnings)), notice)
 
 
-def write_preview(config: Config, now: dt.datetime, out: Path) -> list[str]:
-    """Write the preview HTML to `out` atomically; the warnings are for the caller to show."""
-    page, warnings = preview_html(config, now)
-    write_atomic(out, page.encode("utf-8"))
-    return warnings
+def write_preview(config: Config, now: dt.datetime, out: Path) -> Preview:
+    """Write the preview HTML to `out` atomically; the notes and warnings are for the caller to show."""
+    result = build_preview(config, now)
+    write_atomic(out, result.html.encode("utf-8"))
+    return result
 
 
-def _kb(size: int) -> str:
-    return f"{size / 1000:.1f} KB"
-
-
-def _message_page(title: str, message: str) -> str:
+def _message_page(title: str, lines: list[str]) -> str:
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-        f'<body style="font-family:sans-serif;padding:2em"><p>{html.escape(message)}</p></body></html>'
+        f'<body style="font-family:sans-serif;padding:2em">{paragraphs}</body></html>'
     )
 
 
@@ -115,6 +159,11 @@ body {{ margin: 0; background: #e9ecf1; font: 14px/1.5 system-ui, sans-serif; co
 .warnings.error {{ background: #fdecec; border-color: #f1a7a7; }}
 .warnings h2 {{ margin: 0 0 6px; font-size: 14px; }}
 .warnings ul {{ margin: 0; padding-left: 20px; }}
+.notes {{ max-width: 900px; margin: 16px auto 0; padding: 12px 16px; background: #eef4fb;
+  border: 1px solid #b9cde6; border-radius: 6px; }}
+.notes h2 {{ margin: 0 0 6px; font-size: 14px; }}
+.notes ul {{ margin: 0; padding-left: 20px; }}
+.notes .notice {{ font-weight: 600; color: #8a4b00; }}
 .frame {{ display: block; margin: 16px auto 32px; width: 100%; max-width: 100%; height: 2000px;
   border: 0; background: #fff; box-shadow: 0 1px 4px rgba(0,0,0,.15); }}
 </style>
@@ -124,7 +173,7 @@ body {{ margin: 0; background: #e9ecf1; font: 14px/1.5 system-ui, sans-serif; co
 <button type="button" data-width="800" aria-pressed="true">Desktop</button>
 <button type="button" data-width="375" aria-pressed="false">Phone 375</button>
 <span id="status">live: re-renders when an article, a template or the config changes</span></div>
-<section class="warnings{panel_class}" id="warnings"><h2>{heading}</h2><ul>
+{notes}<section class="warnings{panel_class}" id="warnings"><h2>{heading}</h2><ul>
 {warnings}
 </ul></section>
 <iframe class="frame" id="email" title="the email" style="width:800px"
@@ -162,14 +211,33 @@ body {{ margin: 0; background: #e9ecf1; font: 14px/1.5 system-ui, sans-serif; co
 
 
 def render_page(
-    title: str, email_html: str, warnings: list[str], version: int, nonce: str, error: bool = False
+    title: str,
+    email_html: str,
+    warnings: list[str] | tuple[str, ...],
+    version: int,
+    nonce: str,
+    error: bool = False,
+    *,
+    preview: Preview | None = None,
 ) -> str:
-    """The preview page: warnings above, the email in a sandboxed frame (its HTML as `srcdoc`)."""
+    """The preview page: which digest it is (with the size used) and the warnings above, the email in a
+    sandboxed frame (its HTML as `srcdoc`)."""
     items = "\n".join(f"<li>{html.escape(w)}</li>" for w in warnings) or "<li>no warnings</li>"
+    notes = ""
+    if preview is not None:
+        lines = "\n".join(
+            f'<li class="notice">{html.escape(n)}</li>'
+            if n == preview.notice
+            else f"<li>{html.escape(n)}</li>"
+            for n in preview.notes
+        )
+        heading = html.escape(f"Digest {preview.period}")
+        notes = f'<section class="notes" id="notes"><h2>{heading}</h2><ul>\n{lines}\n</ul></section>\n'
     # Links in the email open in a new tab rather than inside the frame.
     framed = email_html.replace("<head>", '<head><base target="_blank">', 1)
     return _PAGE.format(
         title=html.escape(title),
+        notes=notes,
         heading="Error" if error else f"Editor's notes ({len(warnings)})",
         panel_class=" error" if error else "",
         warnings=items,
@@ -202,22 +270,25 @@ class _Preview:
     def refresh(self) -> None:
         nonce = secrets.token_urlsafe(16)
         now = self.now or _now()
+        preview: Preview | None = None
         try:
             config = load_config(self.config_path)
             self.config = config
-            email, warnings = preview_html(config, now)
-            title = f"{config.site.title} · {now.astimezone(config.site.tz).isoformat(timespec='minutes')}"
-            error = False
+            preview = build_preview(config, now)
+            email, warnings, error = preview.html, list(preview.warnings), False
+            when = config.site.localize(now).astimezone(config.site.tz).isoformat(timespec="minutes")
+            title = f"{config.site.title} · digest {preview.period} · {when}"
         except DigestError as exc:
-            email, warnings, title, error = _message_page("error", str(exc)), [str(exc)], "error", True
+            email, warnings, title, error = _message_page("error", [str(exc)]), [str(exc)], "error", True
         except Exception as exc:  # a broken template or article must not take the preview down
             log.exception("preview render failed")
             message = f"{type(exc).__name__}: {exc}"
-            email, warnings, title, error = _message_page("error", message), [message], "error", True
+            email, warnings, title, error = _message_page("error", [message]), [message], "error", True
         with self.lock:
             self.version += 1
             self.nonce = nonce
-            self.page = render_page(title, email, warnings, self.version, nonce, error).encode("utf-8")
+            page = render_page(title, email, warnings, self.version, nonce, error, preview=preview)
+            self.page = page.encode("utf-8")
 
     def watched(self) -> list[Path]:
         """The config file, the template folders and the content folder (those of the last good config)."""
