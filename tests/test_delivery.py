@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from digest.config import DeliveryConfig
-from digest.delivery import Outbox, Smtp
+from digest.delivery import DEFERRALS_BEFORE_STOP, Outbox, Smtp
 from digest.errors import DeliveryError
 
 from smtp_server import Handler, smtp_server
@@ -29,16 +31,16 @@ class Sleeps:
 def smtp(
     port: int, sleeps: Sleeps | None = None, environ: dict[str, str] | None = None, **keys: object
 ) -> Smtp:
-    config = dataclasses.replace(
-        DeliveryConfig(),
-        method="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_timeout=5.0,
-        max_attempts=3,
-        retry_backoff=2.0,
-        **keys,  # type: ignore[arg-type]
-    )
+    settings: dict[str, object] = {
+        "method": "smtp",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_timeout": 5.0,
+        "max_attempts": 3,
+        "retry_backoff": 2.0,
+        **keys,
+    }
+    config = dataclasses.replace(DeliveryConfig(), **settings)  # type: ignore[arg-type]
     return Smtp(config, sleep=sleeps or Sleeps(), environ=environ or {})
 
 
@@ -166,3 +168,91 @@ def test_an_unreachable_server_stops_the_run_instead_of_failing_every_recipient(
     with pytest.raises(DeliveryError, match=f"SMTP 127.0.0.1:{port}: cannot connect"):
         smtp(port, sleeps).send("d@example.com", "a@example.com", MESSAGE)
     assert sleeps.waits == [2.0, 4.0]  # three attempts to connect, then it gives up
+
+
+def test_421_on_a_fresh_connection_stops_the_run_at_once() -> None:
+    handler = Handler()
+    handler.reply_rcpt("a@example.com", "421 4.3.2 service shutting down", times=10)
+    with smtp_server(handler) as server:
+        sleeps = Sleeps()
+        with pytest.raises(DeliveryError, match=r"421 4\.3\.2 service shutting down"):
+            smtp(server.port, sleeps, max_attempts=5).send("d@example.com", "a@example.com", MESSAGE)
+        assert sleeps.waits == []  # not 2 + 4 + 8 + 16 s for this recipient, then as much for the next
+        assert handler.attempts["a@example.com"] == 1
+
+
+def test_421_after_messages_on_the_connection_reconnects_at_once() -> None:
+    handler = Handler()
+    handler.reply_rcpt("r2@example.com", "421 4.7.0 too many messages on this connection")
+    with smtp_server(handler) as server:
+        sleeps = Sleeps()
+        transport = smtp(server.port, sleeps)
+        for i in range(4):
+            assert transport.send("d@example.com", f"r{i}@example.com", MESSAGE).status == "sent"
+        assert sleeps.waits == []
+        assert transport.connections == 2
+        assert handler.attempts["r2@example.com"] == 2
+
+
+def test_recipients_deferred_in_a_row_stop_the_run() -> None:
+    handler = Handler()
+    for i in range(10):
+        handler.reply_rcpt(f"r{i}@example.com", "451 4.3.0 try again later", times=99)
+    with smtp_server(handler) as server:
+        sleeps = Sleeps()
+        transport = smtp(server.port, sleeps)
+        for i in range(DEFERRALS_BEFORE_STOP - 1):
+            assert transport.send("d@example.com", f"r{i}@example.com", MESSAGE).status == "deferred"
+        with pytest.raises(DeliveryError, match=f"{DEFERRALS_BEFORE_STOP} recipients in a row were deferred"):
+            transport.send("d@example.com", f"r{DEFERRALS_BEFORE_STOP - 1}@example.com", MESSAGE)
+        assert len(sleeps.waits) == 2 * DEFERRALS_BEFORE_STOP  # (3 attempts, 2 waits) per recipient
+
+
+def test_a_busy_mailbox_between_good_ones_is_only_deferred() -> None:
+    handler = Handler()
+    for i in range(5):
+        handler.reply_rcpt(f"busy{i}@example.com", "450 4.2.1 mailbox busy", times=99)
+    with smtp_server(handler) as server:
+        transport = smtp(server.port)
+        for i in range(5):  # five deferrals, never two in a row
+            assert transport.send("d@example.com", f"busy{i}@example.com", MESSAGE).status == "deferred"
+            assert transport.send("d@example.com", f"ok{i}@example.com", MESSAGE).status == "sent"
+        # A 5xx is an answer too: it also ends a run of deferrals.
+        handler.reply_rcpt("gone@example.com", "550 5.1.1 no such user")
+        assert transport.send("d@example.com", "busy0@example.com", MESSAGE).status == "deferred"
+        assert transport.send("d@example.com", "busy1@example.com", MESSAGE).status == "deferred"
+        assert transport.send("d@example.com", "gone@example.com", MESSAGE).status == "failed"
+        assert transport.send("d@example.com", "busy2@example.com", MESSAGE).status == "deferred"
+
+
+def test_a_stop_cuts_the_backoff_short_and_defers_the_recipient_in_hand() -> None:
+    handler = Handler()
+    handler.reply_rcpt("busy@example.com", "451 4.3.0 try again later", times=99)
+    with smtp_server(handler) as server:
+        stop = threading.Event()
+        config = dataclasses.replace(
+            DeliveryConfig(),
+            method="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            max_attempts=5,
+            retry_backoff=600.0,
+        )
+        transport = Smtp(config, stop=stop, environ={})  # no fake sleep: it waits on `stop`
+
+        def stop_once_tried() -> None:
+            deadline = time.monotonic() + 10
+            while handler.attempts["busy@example.com"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            stop.set()  # as SIGTERM to the scheduler does
+
+        threading.Thread(target=stop_once_tried, daemon=True).start()
+        started = time.monotonic()
+        outcome = transport.send("d@example.com", "busy@example.com", MESSAGE)
+        assert time.monotonic() - started < 5  # not the 600 s backoff
+        assert (outcome.status, outcome.attempts, outcome.error) == (
+            "deferred",
+            1,
+            "451 4.3.0 try again later",
+        )
+        assert handler.attempts["busy@example.com"] == 1

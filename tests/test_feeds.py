@@ -193,3 +193,15 @@ def test_summary_only_feeds_when_full_content_is_off(site: Site) -> None:
     entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
     assert "Secret" not in entry.content[0].value
     assert "Short." in entry.content[0].value and "https://example.com/posts/1/" in entry.content[0].value
+
+
+def test_an_entry_keeps_its_first_id_when_its_date_is_corrected(site: Site) -> None:
+    path = site.add("a.md", article_text(title="A", date="2025-06-20T10:00:00+08:00"))
+    build(site.config(), NOW)
+    first_id = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0].id
+    assert first_id == "tag:example.com,2025-06-20:/posts/a/"
+    path.write_text(article_text(title="A", date="2025-06-19T10:00:00+08:00"), encoding="utf-8")
+    build(site.config(), NOW)
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert entry.published == "2025-06-19T10:00:00+08:00"
+    assert entry.id == first_id

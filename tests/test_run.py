@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import threading
+import time
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,8 +16,17 @@ from click.testing import CliRunner
 from digest import jobs
 from digest.cli import main
 from digest.config import Config, load_config
-from digest.errors import StateError
-from digest.state import State, run_lock
+from digest.errors import DigestError, Problem, StateError
+from digest.jobs import BuildReport
+from digest.state import State, StoppedWaiting, run_lock
+from digest.weekly import (
+    EXIT_CONTENT_ERRORS,
+    EXIT_DELIVERY_FAILED,
+    EXIT_NOTHING_NEW,
+    EXIT_OK,
+    RunReport,
+    count,
+)
 
 from conftest import NOW, Site, article_text
 from smtp_server import write_run_config, write_subscribers
@@ -63,7 +73,8 @@ def test_the_first_run_sends_each_subscriber_their_topics_and_the_second_sends_n
 ) -> None:
     code, out, err = cli(run_site, "run", "--now", NOW.isoformat())
     assert (code, err) == (0, "")
-    assert out.splitlines()[1:] == [
+    assert out.splitlines() == [
+        "feeds: 2 of 2 articles published in 3 feeds; 5 files changed",
         "digest 2025-W27: 2 articles for 2 recipients (2 renderings)",
         f"delivered via outbox {run_site.root / 'outbox'}: 2 sent, 0 failed, 0 deferred",
     ]
@@ -134,7 +145,10 @@ def test_one_rendering_per_distinct_topic_set_not_per_subscriber(run_site: Site)
     write_subscribers(run_site.root, rows)
     report = jobs.run(config_of(run_site), NOW)
     assert (report.recipients, report.renders, report.no_match, report.sent) == (30, 2, 1, 30)
-    assert "1 subscribers have nothing in their topics" in report.summary_lines()[1]
+    assert report.summary_lines()[1] == (
+        "digest 2025-W27: 2 articles for 30 recipients (2 renderings); "
+        "1 subscriber has nothing in their topics"
+    )
 
 
 def test_skipped_articles_and_subscribers_are_reported_and_the_rest_goes_out(run_site: Site) -> None:
@@ -202,9 +216,91 @@ def test_the_sample_subscribers_file_is_valid(tmp_path: Path) -> None:
     assert any(s.topics for s in result.subscribers)
 
 
-def test_with_an_empty_subscriber_list_the_digest_is_archived_and_recorded(run_site: Site) -> None:
+def nothing_recorded(site: Site) -> bool:
+    state = State.open(config_of(site).state.path)
+    try:
+        return state.history().periods == () and state.history().sent_ids == frozenset()
+    finally:
+        state.close()
+
+
+def test_a_subscribers_file_with_only_its_header_is_an_error_not_a_digest_sent_to_nobody(
+    run_site: Site,
+) -> None:
     write_subscribers(run_site.root, [])
-    report = jobs.run(config_of(run_site), NOW)
-    assert (report.period, report.recipients, report.exit_code()) == ("2025-W27", 0, 0)
-    assert (run_site.root / "archive" / "2025-W27.html").exists()
+    code, out, err = cli(run_site, "run", "--now", NOW.isoformat())
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: {run_site.root / 'subscribers.csv'}: no subscriber: the subscribers file lists nobody "
+        "(add a row below the header email,name,topics)\n"
+    )
+    assert nothing_recorded(run_site)  # the articles are still new for the first real digest
+    assert not (run_site.root / "outbox").exists() and not (run_site.root / "archive").exists()
+
+
+def test_when_every_subscriber_is_invalid_the_run_stops_naming_the_file(run_site: Site) -> None:
+    write_subscribers(run_site.root, [("not an address", "", ""), ("x@localhost", "", "")])
+    with pytest.raises(DigestError) as caught:
+        jobs.run(config_of(run_site), NOW)
+    assert str(caught.value).startswith(
+        f"{run_site.root / 'subscribers.csv'}: no usable subscriber: every one in the subscribers file "
+        "was skipped (2 problems); the first: "
+    )
+    assert "'not an address' is not a valid email address" in str(caught.value)
+    assert nothing_recorded(run_site)
+
+
+# ---------------------------------------------------------------- what `run` says, and its status
+
+
+def test_the_run_summary_says_one_thing_in_the_singular() -> None:
+    build = BuildReport(articles=1, published=1, feeds=1, written=["index.xml"])
+    report = RunReport(
+        now=NOW, build=build, period="2025-W27", articles=1, recipients=1, no_match=1, renders=1
+    )
+    report.transport, report.sent = "outbox", 0
+    report.deferred = [("a@example.com", "452 full")]
+    report.stopped, report.left = "asked to stop", 1
+    report.problems = [Problem("x.md", "unreadable")]
+    assert report.summary_lines() == [
+        "feeds: 1 of 1 article published in 1 feed; 1 file changed",
+        "digest 2025-W27: 1 article for 1 recipient (1 rendering); 1 subscriber has nothing in their topics",
+        "delivered via outbox: 0 sent, 0 failed, 1 deferred",
+        "deferred: a@example.com: 452 full",
+        "1 deferred recipient is retried by the next run",
+        "stopped: asked to stop; 1 recipient is left for the next run",
+        "1 problem (articles or subscribers skipped)",
+    ]
+    assert [count(n, "feed") for n in (0, 1, 2)] == ["0 feeds", "1 feed", "2 feeds"]
+
+
+def test_exit_statuses_are_the_constants_the_cli_uses() -> None:
+    assert (EXIT_OK, EXIT_CONTENT_ERRORS, EXIT_DELIVERY_FAILED, EXIT_NOTHING_NEW) == (0, 3, 4, 5)
+    report = RunReport(now=NOW)
+    assert report.exit_code() == EXIT_NOTHING_NEW
+    report.period = "2025-W27"
+    assert report.exit_code() == EXIT_OK
+    report.problems = [Problem("x.md", "unreadable")]
+    assert report.exit_code() == EXIT_CONTENT_ERRORS
+    report.left = 1
+    assert report.exit_code() == EXIT_DELIVERY_FAILED
+
+
+def test_a_run_told_to_stop_while_waiting_for_the_lock_gives_up_at_once(run_site: Site) -> None:
+    config = config_of(run_site)
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    with run_lock(config.state.path, timeout=1), pytest.raises(StoppedWaiting, match="stopped while waiting"):
+        jobs.run(config, NOW, stop=stop, lock_timeout=5)
+    assert time.monotonic() - started < 1  # at once, not after the lock timeout
     assert not (run_site.root / "outbox").exists()
+
+
+def test_correcting_the_date_of_a_sent_article_does_not_send_it_again(run_site: Site) -> None:
+    assert jobs.run(config_of(run_site), NOW).exit_code() == EXIT_OK
+    # The editor corrects Alpha's date after it went out; nothing else is new next week.
+    run_site.add("a.md", article_text("Alpha", "2025-06-24T10:00:00+08:00", main_topics=["AI"]))
+    report = jobs.run(config_of(run_site), NOW + WEEK)
+    assert report.exit_code() == EXIT_NOTHING_NEW
+    assert jobs.next_digest(config_of(run_site), NOW + WEEK) is None

@@ -19,7 +19,7 @@ from digest import jobs
 from digest.config import load_config
 from digest.errors import ConfigError
 from digest.scheduler import crontab_days, make_trigger, missed_run, next_run
-from digest.state import State
+from digest.state import State, run_lock
 
 from conftest import NOW, Site, article_text
 from smtp_server import Handler, smtp_delivery, smtp_server, write_run_config, write_subscribers
@@ -137,11 +137,14 @@ class Service:
         while not any(text in line for line in self.lines):
             assert self.process.poll() is None, f"digest schedule exited:\n{self.log()}"
             assert time.monotonic() < deadline, f"no {text!r} in the log:\n{self.log()}"
-            time.sleep(0.01)
+            time.sleep(0.001)
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running {timeout} s after {sig!r}:\n{self.log()}") from None
         self._reader.join(timeout=5)
         return code
 
@@ -188,7 +191,7 @@ def test_the_scheduled_run_happens_once_then_sigterm_stops_cleanly(
     service = Service(site.root / "config.toml")
     services.append(service)
     service.wait_for("digest run finished (exit status 0)")
-    service.wait_for("feeds: 1 of 1 articles published")
+    service.wait_for("feeds: 1 of 1 article published in 2 feeds")
     assert len(list((site.root / "outbox").glob("*.eml"))) == 3
     assert service.stop() == 0
     log = service.log()
@@ -258,3 +261,102 @@ def test_an_interrupted_digest_is_finished_at_start_up(site: Site, services: lis
     assert service.stop() == 0
     assert "running now: the digest 2025-W27 was interrupted" in service.log()
     assert len(list((site.root / "outbox").glob("2025-W27--*.eml"))) == 2
+
+
+# ---------------------------------------------------------------- SIGTERM at any moment
+
+
+def statuses(site: Site) -> dict[str, int]:
+    db = sqlite3.connect(site.root / "state" / "state.sqlite3")
+    try:
+        return dict(db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+    finally:
+        db.close()
+
+
+DELAYS = [0.0, 0.0, 0.0, 0.0, 0.001, 0.002, 0.005, 0.01, 0.05, 0.2, 1.0]
+
+
+@pytest.mark.parametrize("delay", DELAYS, ids=[f"{n}:{delay}s" for n, delay in enumerate(DELAYS)])
+def test_sigterm_at_any_moment_after_start_exits_0_promptly(
+    site: Site, services: list[Service], delay: float
+) -> None:
+    """From its first log line on, whether the state is being read, the scheduler is starting, or the
+    owed run is delivering, SIGTERM stops `digest schedule` with status 0 after recording what the
+    server accepted. (Before, a signal before the scheduler started killed it with 143, or the stop
+    thread failed with SchedulerNotRunningError and the process ignored every later SIGTERM.)
+    A signal before its first line (the interpreter starting, the config being read) finds nothing
+    done yet and ends it with the default action."""
+    with smtp_server(Handler(data_delay=0.01)) as server:
+        write_run_config(site.root, delivery=smtp_delivery(server), schedule=f'cron = "{seconds_ahead(-5)}"')
+        write_subscribers(site.root, 100)
+        fresh_article(site)
+        ran_a_minute_ago(site)  # the run a few seconds ago is owed: it starts at once
+        service = Service(site.root / "config.toml")
+        services.append(service)
+        service.wait_for("")  # its first line: from here on it must handle SIGTERM
+        time.sleep(delay)  # the moment of the signal is what this test varies
+        started = time.monotonic()
+        assert service.stop(timeout=10) == 0, service.log()
+        assert time.monotonic() - started < 10
+        accepted = server.count
+    log = service.log()
+    assert log.splitlines()[-1].endswith("stopped"), log
+    assert "Traceback" not in log and "ERROR" not in log, log
+    if (site.root / "state" / "state.sqlite3").exists() and "running now" in log:
+        # Whatever the moment, every message the server accepted is recorded as sent.
+        assert statuses(site).get("sent", 0) == accepted
+
+
+def test_sigterm_while_waiting_for_a_manual_runs_lock_exits_at_once(
+    site: Site, services: list[Service]
+) -> None:
+    write_run_config(site.root, schedule=f'cron = "{seconds_ahead(-5)}"\nmisfire_grace_time = 3600')
+    write_subscribers(site.root, 2)
+    fresh_article(site)
+    ran_a_minute_ago(site)
+    config = load_config(site.root / "config.toml")
+    with run_lock(config.state.path, timeout=1):  # a manual `digest run` is going on
+        service = Service(site.root / "config.toml")
+        services.append(service)
+        service.wait_for("holds the run lock; waiting up to 3600 s")
+        started = time.monotonic()
+        assert service.stop(timeout=10) == 0
+        assert time.monotonic() - started < 5  # not the hour the lock wait allows
+    log = service.log()
+    assert "digest run not started: stopped while waiting for another digest run" in log, log
+    assert not (site.root / "outbox").exists()
+    # Nothing ran, so the run is still owed: the next start-up does it.
+    again = Service(site.root / "config.toml")
+    services.append(again)
+    again.wait_for("digest run finished (exit status 0)")
+    assert again.stop() == 0
+    assert "running now: the run due at" in again.log()
+    assert len(list((site.root / "outbox").glob("*.eml"))) == 2
+
+
+def test_sigterm_during_smtp_backoff_does_not_wait_it_out(site: Site, services: list[Service]) -> None:
+    handler = Handler()
+    with smtp_server(handler) as server:
+        handler.reply_rcpt("reader00000@example.com", "451 4.3.0 try again later", times=99)
+        write_run_config(
+            site.root,
+            delivery=smtp_delivery(server, retry_backoff=600.0, max_attempts=5),
+            schedule=f'cron = "{seconds_ahead(-5)}"',
+        )
+        write_subscribers(site.root, 3)
+        fresh_article(site)
+        ran_a_minute_ago(site)
+        service = Service(site.root / "config.toml")
+        services.append(service)
+        deadline = time.monotonic() + 20
+        while handler.attempts["reader00000@example.com"] < 1:  # now in its 600 s backoff
+            assert service.process.poll() is None and time.monotonic() < deadline, service.log()
+            time.sleep(0.002)
+        started = time.monotonic()
+        assert service.stop(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        assert handler.attempts["reader00000@example.com"] == 1
+    assert "stopped: asked to stop; 2 recipients are left for the next run" in service.log()
+    # The one in hand is deferred with its one attempt; the next run retries it with the others.
+    assert statuses(site) == {"deferred": 1, "pending": 2}

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from digest.cli import main
 from digest.config import load_config
+from digest.delivery import DEFERRALS_BEFORE_STOP
 from digest.state import State
 
 from conftest import NOW, Site, article_text
@@ -123,7 +124,7 @@ def test_a_recipient_deferred_by_4xx_is_retried_by_the_next_run(site: Site, serv
     code, lines = run(site)
     assert code == 4
     assert "deferred: wang@example.com: 452 4.2.2 mailbox full" in lines
-    assert lines[-1] == "1 deferred recipients are retried by the next run"
+    assert lines[-1] == "1 deferred recipient is retried by the next run"
     code, lines = run(site, NOW + dt.timedelta(hours=1))
     assert code == 0
     assert lines[1] == "digest 2025-W27: resumed its unfinished delivery"
@@ -156,3 +157,72 @@ def test_a_missing_password_stops_the_run_before_anything_is_recorded(
     )
     assert State.open(load_config(site.root / "config.toml").state.path).history().periods == ()
     assert server.count == 0
+
+
+def test_the_feeds_are_built_even_while_the_mail_server_is_down(site: Site) -> None:
+    with smtp_server() as gone:
+        make_site(site, gone, max_attempts=2)
+    code, _ = run(site)  # records the W27 digest; nobody can be reached: all pending
+    assert code == 4
+    # Next day, a new article; the server is still down. The feeds go out before the resume fails.
+    site.add("later.md", article_text("Later news", "2025-07-01T09:00:00+08:00", main_topics=["Policy"]))
+    code, lines = run(site, NOW + dt.timedelta(days=1, hours=2))
+    assert code == 4
+    assert lines[0] == "feeds: 4 of 4 articles published in 4 feeds; 3 files changed"
+    assert lines[1] == "digest 2025-W27: resumed its unfinished delivery"
+    assert lines[-1].startswith(f"stopped: SMTP 127.0.0.1:{gone.port}: cannot connect")
+    assert "Later news" in (site.root / "feeds" / "index.xml").read_text(encoding="utf-8")
+    assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
+
+
+def test_a_server_deferring_everyone_stops_the_run_instead_of_backing_off_per_recipient(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server, max_attempts=3)
+    everyone = [f"reader{n:02d}@example.com" for n in range(20)]
+    write_subscribers(site.root, [(address, "", "") for address in everyone])
+    for address in everyone:
+        server.handler.reply_rcpt(address, "451 4.3.0 queue full, try later", times=99)
+    code, lines = run(site)
+    assert code == 4
+    stopped = DEFERRALS_BEFORE_STOP - 1  # recorded deferred; the one that tipped it stays pending
+    assert lines[-1] == (
+        f"stopped: SMTP 127.0.0.1:{server.port}: {DEFERRALS_BEFORE_STOP} recipients in a row were deferred "
+        "(last: 451 4.3.0 queue full, try later); the server is refusing mail for now "
+        f"(the next run retries them and the rest); {20 - stopped} recipients are left for the next run"
+    )
+    # Three recipients' backoffs, not twenty.
+    assert sum(server.handler.attempts.values()) == 3 * DEFERRALS_BEFORE_STOP
+    states = [status for status, _, _ in deliveries(site).values()]
+    assert states.count("deferred") == stopped and states.count("pending") == 20 - stopped
+    # When the server is back, the next run sends to everyone, once.
+    for address in everyone:
+        server.handler._rcpt_replies.pop(address, None)
+    code, _ = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 0
+    assert sorted(server.handler.by_recipient()) == everyone
+    assert all(len(copies) == 1 for copies in server.handler.by_recipient().values())
+
+
+def test_one_busy_mailbox_is_retried_and_does_not_stop_the_run(site: Site, server: SmtpServer) -> None:
+    make_site(site, server, max_attempts=2)
+    server.handler.reply_rcpt("li@example.org", "450 4.2.1 mailbox busy", times=99)
+    code, lines = run(site)
+    assert code == 4
+    assert "deferred: li@example.org: 450 4.2.1 mailbox busy" in lines
+    assert not any(line.startswith("stopped:") for line in lines)
+    assert server.handler.attempts["li@example.org"] == 2
+    assert sorted(server.handler.by_recipient()) == ["wang@example.com", "zhang@example.com"]
+
+
+def test_a_421_from_a_server_shutting_down_stops_the_run_at_once(site: Site, server: SmtpServer) -> None:
+    make_site(site, server, max_attempts=5, retry_backoff=30.0)
+    server.handler.reply_rcpt("zhang@example.com", "421 4.3.2 shutting down", times=99)
+    code, lines = run(site)  # no 30 + 60 + 120 + 240 s of backoff: a 421 on a fresh connection is final
+    assert code == 4
+    assert lines[-1] == (
+        f"stopped: SMTP 127.0.0.1:{server.port}: 421 4.3.2 shutting down (the server is not taking mail "
+        "now; the next run retries); 3 recipients are left for the next run"
+    )
+    assert server.handler.attempts["zhang@example.com"] == 1
+    assert {status for status, _, _ in deliveries(site).values()} == {"pending"}

@@ -8,18 +8,23 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from digest import cache
+from digest import state as state_module
 from digest.cache import Cache, open_database
 from digest.errors import StateError
 from digest.state import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     Delivery,
     State,
+    StoppedWaiting,
     lock_path,
     peek_history,
     run_lock,
@@ -195,3 +200,107 @@ def test_a_lock_held_by_a_killed_process_is_free_at_once(tmp_path: Path) -> None
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_stop_ends_the_wait_for_the_lock_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    stop = threading.Event()
+    stop.set()
+    with run_lock(path, timeout=1):
+        started = time.monotonic()
+        with (
+            pytest.raises(StoppedWaiting, match=f"another digest run \\(pid {os.getpid()}\\)"),
+            run_lock(path, timeout=60, stop=stop),
+        ):
+            pass
+        assert time.monotonic() - started < 1
+    with run_lock(path, timeout=0, stop=stop):  # a free lock is taken even when stopping: no wait
+        pass
+
+
+def test_state_uses_the_caches_transaction() -> None:
+    assert state_module.transaction is cache.transaction
+    assert not hasattr(state_module, "_transaction")
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def version_1_database(path: Path) -> None:
+    """A state database as digest 0.1 (schema version 1) left it, with one digest sent."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE state_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.executescript(MIGRATIONS[1])
+    db.execute("INSERT INTO state_meta VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO digests VALUES (1, '2025-W26', ?, ?, 'sent', 'base', ?)",
+        ("2025-06-16T08:00:00+08:00", "2025-06-23T08:00:00+08:00", "2025-06-23T08:01:00+08:00"),
+    )
+    db.execute("INSERT INTO digest_articles VALUES (1, 'tag:example.com,2025-06-20:/posts/a/')")
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    version_1_database(path)
+    opened = State.open(path)
+    try:
+        assert schema_version(opened.db) == SCHEMA_VERSION == 2
+        history = opened.history()
+        assert history.periods == ("2025-W26",)
+        assert history.sent_ids == {"tag:example.com,2025-06-20:/posts/a/"}
+        assert opened.stable_entry_ids({"/posts/b/": ("id-b", NOW)}) == {"/posts/b/": "id-b"}
+    finally:
+        opened.close()
+    assert peek_history(path).periods == ("2025-W26",)
+
+
+# ---------------------------------------------------------------- entry ids, stable for life
+
+
+def test_an_entry_id_is_the_one_first_recorded_for_its_path(state: State) -> None:
+    first = state.stable_entry_ids(
+        {
+            "/posts/a/": ("tag:example.com,2025-06-25:/posts/a/", NOW),
+            "/posts/b/": ("tag:example.com,2025-06-26:/posts/b/", NOW),
+        }
+    )
+    assert first == {
+        "/posts/a/": "tag:example.com,2025-06-25:/posts/a/",
+        "/posts/b/": "tag:example.com,2025-06-26:/posts/b/",
+    }
+    # a's date is corrected (so is the id derived from it), c is new, b is gone for now.
+    corrected = NOW + dt.timedelta(days=2)
+    later = state.stable_entry_ids(
+        {
+            "/posts/a/": ("tag:example.com,2025-06-27:/posts/a/", corrected),
+            "/posts/c/": ("tag:example.com,2025-06-28:/posts/c/", corrected),
+        }
+    )
+    assert later == {
+        "/posts/a/": "tag:example.com,2025-06-25:/posts/a/",
+        "/posts/c/": "tag:example.com,2025-06-28:/posts/c/",
+    }
+    # b comes back under its first id, and the first publish date is what was recorded first.
+    assert state.stable_entry_ids({"/posts/b/": ("other", corrected)}) == {
+        "/posts/b/": "tag:example.com,2025-06-26:/posts/b/"
+    }
+    rows = dict(state.db.execute("SELECT path, first_published FROM entry_ids").fetchall())
+    assert rows["/posts/a/"] == NOW.isoformat()
+    assert state.stable_entry_ids({}) == {}
+
+
+def test_stable_entry_ids_for_many_articles_in_one_transaction(state: State) -> None:
+    candidates = {f"/posts/{n}/": (f"id-{n}", NOW) for n in range(2_000)}  # more than one IN (…) chunk
+    statements: list[str] = []
+    state.db.set_trace_callback(statements.append)
+    try:
+        assert state.stable_entry_ids(candidates) == {
+            path: entry_id for path, (entry_id, _) in candidates.items()
+        }
+    finally:
+        state.db.set_trace_callback(None)
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    changed = {path: (f"new-{path}", NOW) for path in candidates}
+    assert state.stable_entry_ids(changed) == {path: entry_id for path, (entry_id, _) in candidates.items()}

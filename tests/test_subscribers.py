@@ -6,7 +6,7 @@ import pytest
 
 from digest.config import load_config
 from digest.errors import ConfigError, DigestError
-from digest.subscribers import Subscriber, load_subscribers
+from digest.subscribers import Subscriber, load_subscribers, require_subscribers
 
 from conftest import Site
 
@@ -127,6 +127,42 @@ def test_no_subscribers_configured_is_an_error_not_a_digest_sent_to_nobody(site:
         load_subscribers(site.config())
 
 
-def test_a_file_with_only_the_header_is_an_empty_list(site: Site) -> None:
+def test_a_file_with_only_the_header_is_an_error_naming_the_file(site: Site) -> None:
     configure(site, "email,name,topics\n")
-    assert load_subscribers(site.config()).subscribers == []
+    config = site.config()
+    result = load_subscribers(config)
+    assert result.subscribers == []
+    with pytest.raises(DigestError) as caught:
+        require_subscribers(config, result)
+    assert str(caught.value) == (
+        "subscribers.csv: no subscriber: the subscribers file lists nobody "
+        "(add a row below the header email,name,topics)"
+    )
+
+
+def test_a_file_where_every_row_is_invalid_is_an_error_naming_the_file_and_a_row(site: Site) -> None:
+    configure(site, "email,name\nnot-an-address,Bad\n,Nobody\n")
+    config = site.config()
+    with pytest.raises(DigestError) as caught:
+        require_subscribers(config, load_subscribers(config))
+    assert str(caught.value) == (
+        "subscribers.csv: no usable subscriber: every one in the subscribers file was skipped "
+        "(2 problems); the first: subscribers.csv:2: 'not-an-address' is not a valid email address "
+        "(`digest check` lists every problem)"
+    )
+
+
+def test_an_empty_config_list_of_invalid_subscribers_names_the_key(site: Site) -> None:
+    configure(site, None, 'list = [{ email = "nobody" }]\n')
+    config = site.config()
+    with pytest.raises(
+        DigestError, match="no usable subscriber: every one in \\[subscribers\\] list"
+    ) as caught:
+        require_subscribers(config, load_subscribers(config))
+    assert caught.value.key == "subscribers.list"
+
+
+def test_one_usable_subscriber_is_enough(site: Site) -> None:
+    configure(site, "email\nbad\nok@example.com\n")
+    config = site.config()
+    require_subscribers(config, load_subscribers(config))  # no error

@@ -30,7 +30,7 @@ from .front_matter import Fields, load_front_matter, split_front_matter
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 _PARALLEL_THRESHOLD = 400
 
 
@@ -55,6 +55,7 @@ class Article:
     image: str  # front-matter image as written ("" when none)
     content_hash: str  # sha256 of the file's bytes
     body: str | None = None  # Markdown; None until loaded (see load_bodies), so caches stay small
+    derived_id: bool = True  # entry_id was derived (no `id` in the front matter); see jobs.stable_ids
 
 
 def is_published(article: Article, now: dt.datetime) -> bool:
@@ -442,6 +443,7 @@ def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: boo
             line=fields.line_of("id"),
             hint="e.g. urn:uuid:… or tag:example.com,2025:post",
         )
+    derived_id = not entry_id
     entry_id = entry_id or _tag_uri(settings.host, url_path, publish_date)
 
     summary = ""
@@ -473,6 +475,7 @@ def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: boo
         image=image,
         content_hash=hashlib.sha256(raw).hexdigest(),
         body=body if keep_body else None,
+        derived_id=derived_id,
     )
 
 

@@ -4,7 +4,9 @@ A transport's `send` answers for one recipient with an `Outcome`: `sent` (accept
 server said no for good: 5xx) or `deferred` (it kept saying "later": 4xx until `max_attempts`). A
 problem no retry of this message can fix (wrong password, server unreachable, TLS refused, the sender
 refused) raises `DeliveryError` instead, so the run stops and leaves the rest for the next run rather
-than marking every remaining subscriber failed.
+than marking every remaining subscriber failed. So does a server that is refusing everyone for now
+(421 on a fresh connection, or `DEFERRALS_BEFORE_STOP` recipients deferred in a row): waiting out the
+backoff once per recipient would take days for a large list.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 import smtplib
 import ssl
-import time
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -27,6 +29,10 @@ from .errors import DeliveryError
 from .output import safe_join, write_atomic
 
 Sleep = Callable[[float], None]
+
+# Recipients deferred one after another (each after all its attempts) before the run concludes the
+# server is deferring everyone, stops, and leaves the rest pending for the next run.
+DEFERRALS_BEFORE_STOP = 3
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,17 @@ def envelope_sender(config: Config) -> str:
 
 
 def open_transport(
-    config: Config, *, sleep: Sleep = time.sleep, environ: Mapping[str, str] | None = None
+    config: Config,
+    *,
+    sleep: Sleep | None = None,
+    stop: threading.Event | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Transport:
     if config.delivery.method == "smtp":
         return Smtp(
             config.delivery,
             sleep=sleep,
+            stop=stop,
             environ=os.environ if environ is None else environ,
             config_path=str(config.path),
         )
@@ -119,20 +130,29 @@ class Smtp:
     """smtplib over one connection for the whole run, reconnecting when the server drops it.
 
     A 4xx is retried on the same connection after `retry_backoff * 2**n` seconds, up to `max_attempts`
-    attempts in all; a 5xx is final. A dropped connection (or a 421) is re-opened at once for the next
-    attempt: servers that close after N messages per connection are common and not a reason to wait.
+    attempts in all; a 5xx is final. A dropped connection, or a 421 on a connection that already
+    carried messages, is re-opened at once for the next attempt: servers that close after N messages
+    per connection are common and not a reason to wait. A 421 on a fresh connection means the server
+    is shutting down or refusing service, and `DEFERRALS_BEFORE_STOP` recipients deferred in a row
+    mean it is deferring everyone: both raise `DeliveryError`, so the run stops (the rest stay pending).
+
+    The backoff waits on `stop` (set by SIGTERM to the scheduler), so a stop never waits out a retry:
+    the recipient in hand is then `deferred` with the attempts made. `sleep`, when given, waits instead
+    (tests pass one that records the waits).
     """
 
     def __init__(
         self,
         config: DeliveryConfig,
         *,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
+        stop: threading.Event | None = None,
         environ: Mapping[str, str],
         config_path: str = "",
     ) -> None:
         self.config = config
         self.sleep = sleep
+        self.stop = stop if stop is not None else threading.Event()
         self.description = f"SMTP {config.smtp_host}:{config.smtp_port}"
         self.password = ""
         if config.smtp_username:
@@ -152,6 +172,8 @@ class Smtp:
                 )
             self.password = environ[variable]
         self._conn: smtplib.SMTP | None = None
+        self._carried = 0  # messages the current connection has carried
+        self._deferred_in_a_row = 0
         self.connections = 0  # how many times we connected: 1 for a run on a healthy server
 
     def _connection(self) -> smtplib.SMTP:
@@ -196,6 +218,7 @@ class Smtp:
             detail = _reply(exc) if isinstance(exc, smtplib.SMTPResponseException) else str(exc)
             raise _Unreachable(f"cannot connect: {detail or type(exc).__name__}") from None
         self._conn = conn
+        self._carried = 0
         self.connections += 1
         return conn
 
@@ -206,10 +229,25 @@ class Smtp:
         self._conn = None
 
     def send(self, sender: str, recipient: str, data: bytes, *, key: str = "") -> Outcome:
+        outcome = self._send(sender, recipient, data)
+        if outcome.status != "deferred":
+            self._deferred_in_a_row = 0
+            return outcome
+        self._deferred_in_a_row += 1
+        if self._deferred_in_a_row >= DEFERRALS_BEFORE_STOP and not self.stop.is_set():
+            # This recipient stays pending (not recorded), like every one after it.
+            raise DeliveryError(
+                f"{self.description}: {self._deferred_in_a_row} recipients in a row were deferred "
+                f"(last: {outcome.error}); the server is refusing mail for now",
+                hint="the next run retries them and the rest",
+            )
+        return outcome
+
+    def _send(self, sender: str, recipient: str, data: bytes) -> Outcome:
         attempts, last, wait, unreachable = 0, "", 0.0, False
         while attempts < self.config.max_attempts:
-            if wait:
-                self.sleep(wait)
+            if wait and not self._pause(wait):
+                break  # asked to stop: leave this recipient for the next run
             attempts += 1
             try:
                 conn = self._connection()
@@ -221,6 +259,7 @@ class Smtp:
             code, message = 0, ""
             try:
                 conn.sendmail(sender, [recipient], data)
+                self._carried += 1
                 return Outcome("sent", attempts)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = exc.recipients.get(recipient, (0, b""))
@@ -244,7 +283,17 @@ class Smtp:
                 return Outcome("failed", attempts, str(exc))
             last = f"{code} {message}".strip()
             if code == 421:
-                self._drop()  # the server is closing this connection; the next attempt opens a new one
+                fresh = self._carried == 0
+                self._drop()  # the server is closing this connection
+                if fresh:
+                    # Not a per-connection message limit: the server is shutting down or refusing
+                    # service to everyone. Stop the run; this recipient stays pending.
+                    raise DeliveryError(
+                        f"{self.description}: {last}",
+                        hint="the server is not taking mail now; the next run retries",
+                    )
+                wait = 0.0  # most likely a per-connection limit: a new connection, at once
+                continue
             if code >= 500:
                 return Outcome("failed", attempts, last)
             wait = self.config.retry_backoff * 2 ** (attempts - 1)
@@ -256,6 +305,16 @@ class Smtp:
                 hint="check smtp_host, smtp_port and smtp_security; the next run retries",
             )
         return Outcome("deferred", attempts, last)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait out a backoff; False (at once) when asked to stop."""
+        if self.stop.is_set():
+            return False
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            self.stop.wait(seconds)
+        return not self.stop.is_set()
 
     def close(self) -> None:
         if self._conn is not None:

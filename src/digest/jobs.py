@@ -12,20 +12,21 @@ import hashlib
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from . import __version__
-from .cache import Cache, open_database
+from .cache import Cache
 from .config import Config
 from .content import Article, collect, is_published, load_bodies, scan, tree_signature
 from .errors import DigestError, OutputError, Problem
 from .feeds import FeedPlan, RenderedEntry, plan_feeds, render_files
 from .output import read_manifest, write_tree
 from .render import article_html, image_url, summary_text
-from .state import run_lock
+from .state import State, peek_entry_ids, run_lock
 
 if TYPE_CHECKING:
     from .compose import Digest
@@ -71,9 +72,9 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         f"{__version__}:{RENDER_VERSION}:{tree_signature(config, files)}:{_config_fingerprint(config)}"
     )
     folder = str(config.feeds.dir)
-    connection = open_database(config.state.path)
+    state = State.open(config.state.path)
     try:
-        cache = Cache(connection)
+        cache = Cache(state.db)
         previous = cache.build_record(folder, signature, now)
         if isinstance(previous, BuildReport) and _outputs_intact(config.feeds.dir):
             return dataclasses.replace(
@@ -86,19 +87,53 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
                 up_to_date=True,
             )
         collection = collect(config, cache, workers, bodies=False, files=files)
+        articles = stable_ids(collection.articles, state)
         report = _build_feeds(
             config,
             now,
-            collection.articles,
+            articles,
             collection.problems,
             cache,
             parsed=collection.parsed,
             workers=workers,
         )
-        cache.set_build_record(folder, signature, publication_window(collection.articles, now), report)
+        cache.set_build_record(folder, signature, publication_window(articles, now), report)
         return report
     finally:
-        connection.close()
+        state.close()
+
+
+def stable_ids(articles: Sequence[Article], state: State) -> list[Article]:
+    """The articles with entry ids that stay the same for life.
+
+    A derived id (no `id` in the front matter) holds the first publish date; were it derived afresh
+    every time, correcting an article's date would make feed readers show it again as a new entry and
+    the next digest send it again. So the first id derived for each permalink is recorded in the state
+    and used from then on.
+    """
+    derived = {urlsplit(a.url).path: a for a in articles if a.derived_id}
+    if not derived:
+        return list(articles)
+    first = state.stable_entry_ids({path: (a.entry_id, a.publish_date) for path, a in derived.items()})
+    return _with_ids(articles, first)
+
+
+def peek_stable_ids(articles: Sequence[Article], state_path: Path) -> list[Article]:
+    """`stable_ids`, only reading the state: for previews, which record nothing."""
+    paths = [urlsplit(a.url).path for a in articles if a.derived_id]
+    return _with_ids(articles, peek_entry_ids(state_path, paths))
+
+
+def _with_ids(articles: Sequence[Article], first: Mapping[str, str]) -> list[Article]:
+    stable = []
+    for article in articles:
+        entry_id = article.entry_id
+        if article.derived_id:
+            entry_id = first.get(urlsplit(article.url).path, entry_id)
+        stable.append(
+            article if entry_id == article.entry_id else dataclasses.replace(article, entry_id=entry_id)
+        )
+    return stable
 
 
 def _config_fingerprint(config: Config) -> str:
@@ -157,7 +192,6 @@ def _build_feeds(
 
 def _outputs_intact(folder: os.PathLike[str] | str) -> bool:
     """The files the last build wrote are all there, byte for byte (nobody edited or deleted one)."""
-    from pathlib import Path
 
     manifest = read_manifest(Path(folder))
     if not manifest:
@@ -229,7 +263,7 @@ def render_entries(
 def check(config: Config) -> list[Problem]:
     """Every problem `build` and `run` would meet, without writing anything: unreadable articles, two
     topics on one feed file, and unusable subscribers."""
-    from .subscribers import load_subscribers
+    from .subscribers import load_subscribers, require_subscribers
 
     collection = collect(config, cache=None, bodies=False)
     problems = list(collection.problems)
@@ -239,7 +273,9 @@ def check(config: Config) -> list[Problem]:
         problems.append(Problem.from_error(exc, str(config.path)))
     if config.subscribers.file is not None or config.subscribers.list:
         try:
-            problems.extend(load_subscribers(config).problems)
+            subscribers = load_subscribers(config)
+            problems.extend(subscribers.problems)
+            require_subscribers(config, subscribers)  # `run` refuses a list with nobody usable in it
         except DigestError as exc:
             problems.append(Problem.from_error(exc, str(config.path)))
     return problems
@@ -268,7 +304,7 @@ def run(
     config: Config,
     now: dt.datetime,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     stop: threading.Event | None = None,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> RunReport:

@@ -1,6 +1,6 @@
 """`digest schedule`: run the weekly job on `[schedule] cron`, in the site timezone, until told to stop.
 
-APScheduler 3's BlockingScheduler with one worker thread (the digest job and the optional feeds job
+APScheduler 3's BackgroundScheduler with one worker thread (the digest job and the optional feeds job
 never overlap), `coalesce=True`, `max_instances=1` and `misfire_grace_time` from the config. Missed
 runs are judged from the state's own record, not from APScheduler's job store: each finished run
 records when it started, so at start-up a fire time within the grace period that no run has covered
@@ -9,7 +9,14 @@ happened is never repeated: the record says so, and `jobs.run` itself sends one 
 An unfinished digest (a killed run) also triggers one run at start-up, which finishes it.
 
 SIGTERM or SIGINT lets the job in hand record the delivery it is making, then stops; the exit status
-is 0. This module and the CLI are the only ones that read the clock.
+is 0. Both signals are blocked first thing in `serve`, before anything else happens, and the main
+thread takes them with `sigtimedwait`: a signal at any moment (while the state is read, before the
+scheduler has started, during a run) is pending until then, never lost, and no Python signal handler
+runs (one that set an Event could deadlock if it interrupted that Event's own wait). The job honours
+`stop` while it waits for the run lock, during SMTP backoff and between deliveries, so the stop
+takes at most one delivery's time.
+
+This module and the CLI are the only ones that read the clock.
 """
 
 from __future__ import annotations
@@ -19,17 +26,17 @@ import logging
 import re
 import signal
 import threading
-from types import FrameType
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from . import jobs
 from .config import Config
 from .errors import ConfigError, DigestError
-from .state import State
+from .state import State, StoppedWaiting
+from .weekly import feeds_line
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ FEEDS_JOB = "digest-feeds"
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _NUMERIC_DAYS = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
 _MAX_CATCH_UP_SCAN = 100_000  # fire times looked at when searching the grace window (every second: a day)
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+_POLL = 0.5  # seconds between looks at `stop` while waiting for a signal
 
 
 # ---------------------------------------------------------------- cron expressions
@@ -161,10 +170,31 @@ def missed_run(
 # ---------------------------------------------------------------- the service
 
 
-def serve(config: Config) -> None:
-    """Run the digest job on its schedule until SIGTERM/SIGINT; returns after a clean stop."""
-    if not logging.getLogger().handlers:  # a service logs to stderr (journald, docker logs)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def serve(config: Config, stop: threading.Event | None = None) -> None:
+    """Run the digest job on its schedule until SIGTERM/SIGINT (or until `stop` is set); returns after a
+    clean stop, once the job in hand has recorded its delivery. Call it from the main thread."""
+    # First thing: from here on a SIGTERM waits for us instead of killing the process mid-way. Threads
+    # started later (the scheduler's, its worker) inherit the mask, so only the main thread takes them.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    stop = stop or threading.Event()
+    try:
+        if not logging.getLogger().handlers:  # a service logs to stderr (journald, docker logs)
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        log.info("starting; SIGTERM or SIGINT stops it")
+        scheduler = _start(config, stop)
+        try:
+            signum = _wait_for_signal(stop)
+            if signum is not None:
+                log.info("%s: stopping after the current delivery", signal.Signals(signum).name)
+        finally:
+            stop.set()  # the job in hand finishes the delivery it is making, records it, and returns
+            scheduler.shutdown(wait=True)
+    finally:
+        _unblock(blocked)
+    log.info("stopped")
+
+
+def _start(config: Config, stop: threading.Event) -> BackgroundScheduler:
     tz = config.site.tz
     trigger = run_trigger(config)
     feeds_trigger = (
@@ -175,9 +205,7 @@ def serve(config: Config) -> None:
     grace = max(1, config.schedule.misfire_grace_time)
     now = dt.datetime.now(tz)
     catch_up = _catch_up_reason(config, trigger, now, grace)
-
-    stop = threading.Event()
-    scheduler = BlockingScheduler(
+    scheduler = BackgroundScheduler(
         timezone=tz,
         executors={"default": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
@@ -189,24 +217,30 @@ def serve(config: Config) -> None:
     if catch_up:
         log.info("running now: %s", catch_up)
     log.info("next digest run: %s", trigger.get_next_fire_time(None, now).isoformat())
+    scheduler.start()
+    return scheduler
 
-    stopping = threading.Lock()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()  # the job in hand finishes the delivery it is making, records it, and returns
-        if stopping.acquire(blocking=False):
-            log.info("%s: stopping after the current delivery", signal.Signals(signum).name)
-            # shutdown() waits for the running job; it must not run inside this handler, which
-            # interrupts the scheduler's own thread.
-            threading.Thread(target=scheduler.shutdown, name="digest-shutdown").start()
+def _wait_for_signal(stop: threading.Event) -> int | None:
+    """The blocked SIGTERM/SIGINT that arrived (pending ones included), or None once `stop` is set."""
+    while not stop.is_set():
+        if not hasattr(signal, "sigtimedwait"):  # macOS: no timed wait, so only a signal ends this
+            return signal.sigwait(_STOP_SIGNALS)
+        info = signal.sigtimedwait(_STOP_SIGNALS, _POLL)
+        if info is not None:
+            return info.si_signo
+    return None
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+def _unblock(previous: set[int | signal.Signals]) -> None:
+    """Restore the signal mask without dying of a second SIGTERM that came during the stop: a pending
+    signal whose action is SIG_IGN is discarded, so ignore them while the mask is lifted."""
+    handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _STOP_SIGNALS}
     try:
-        scheduler.start()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     finally:
-        for sig, handler in previous.items():
+        for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    log.info("stopped")
 
 
 def _catch_up_reason(config: Config, trigger: CronTrigger, now: dt.datetime, grace: int) -> str:
@@ -229,6 +263,9 @@ def _catch_up_reason(config: Config, trigger: CronTrigger, now: dt.datetime, gra
 
 
 def _run_job(config: Config, stop: threading.Event) -> None:
+    if stop.is_set():
+        log.info("digest run not started: stopping")  # still owed at the next start-up
+        return
     started = dt.datetime.now(config.site.tz)
     try:
         # A manual `digest run` may hold the lock; wait for it rather than skip this week.
@@ -238,6 +275,9 @@ def _run_job(config: Config, stop: threading.Event) -> None:
             stop=stop,
             lock_timeout=max(jobs.LOCK_TIMEOUT, float(config.schedule.misfire_grace_time)),
         )
+    except StoppedWaiting as exc:
+        log.info("digest run not started: %s", exc.message)  # nothing done: still owed at the next start-up
+        return
     except DigestError as exc:
         log.error("digest run failed: %s", exc)
     else:
@@ -246,16 +286,15 @@ def _run_job(config: Config, stop: threading.Event) -> None:
         for line in report.summary_lines():
             log.info("%s", line)
         log.info("digest run finished (exit status %d)", report.exit_code())
-    finally:
-        # Recorded after the run, so a run killed midway is owed (and done) at the next start-up.
+    # Recorded after the run, so a run killed midway is owed (and done) at the next start-up.
+    try:
+        state = State.open(config.state.path)
         try:
-            state = State.open(config.state.path)
-            try:
-                state.record_scheduled_run(RUN_JOB, started)
-            finally:
-                state.close()
-        except DigestError as exc:
-            log.error("cannot record the run: %s", exc)
+            state.record_scheduled_run(RUN_JOB, started)
+        finally:
+            state.close()
+    except DigestError as exc:
+        log.error("cannot record the run: %s", exc)
 
 
 def _feeds_job(config: Config) -> None:
@@ -266,7 +305,4 @@ def _feeds_job(config: Config) -> None:
         return
     for problem in report.problems:
         log.warning("skipped: %s", problem)
-    changed = len(report.written) + len(report.removed)
-    log.info(
-        "feeds: %d of %d articles published; %d files changed", report.published, report.articles, changed
-    )
+    log.info("%s", feeds_line(report))

@@ -1,4 +1,5 @@
-"""What was sent, durably: the articles seen, the digests, one row per (digest, recipient), the run lock.
+"""What was sent, durably: the articles seen, the digests, one row per (digest, recipient), the run lock,
+and the feed entry id each article's path was first published with (`State.stable_entry_ids`).
 
 The tables live in the state database beside the caches (`cache.py`), but unlike the caches they are
 never thrown away, so they carry a schema version (`state_meta`) and migrations. Every change is one
@@ -25,18 +26,22 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .cache import open_database
+from .cache import open_database, transaction
 from .errors import StateError
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 
 # Migration n brings the schema from version n-1 to n. Append, never edit: a database in the field may
 # be at any earlier version. Each runs in the same transaction as the version bump.
@@ -86,12 +91,22 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX deliveries_status ON deliveries(digest_id, status);
     CREATE TABLE schedule_runs (job TEXT PRIMARY KEY, last_run TEXT NOT NULL);
     """,
+    # An article's feed entry id, fixed the first time its permalink path is seen, so that correcting
+    # its date (part of the derived id) does not make feed readers show it again as a new entry.
+    2: """
+    CREATE TABLE entry_ids (
+        path TEXT PRIMARY KEY,
+        entry_id TEXT NOT NULL,
+        first_published TEXT NOT NULL
+    );
+    """,
 }
 
 DeliveryStatus = Literal["pending", "sent", "failed", "deferred", "cancelled"]
 # Deliveries a run still has to make: never tried (or killed in flight), or refused for now (4xx).
 OPEN_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "deferred")
 _OPEN_SQL = "('pending', 'deferred')"
+_CHUNK = 500  # parameters per `IN (…)`; SQLite's limit is 32,766 (999 before 3.32)
 
 
 @dataclass(frozen=True)
@@ -131,19 +146,6 @@ def _iso(value: dt.datetime) -> str:
     return value.isoformat()
 
 
-class _transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (the connection is in autocommit mode)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
 def schema_version(db: sqlite3.Connection) -> int:
     try:
         row = db.execute("SELECT value FROM state_meta WHERE name = 'schema_version'").fetchone()
@@ -161,7 +163,7 @@ def migrate(db: sqlite3.Connection) -> None:
             hint="upgrade digest; an older one must not write to it",
         )
     for version in range(current + 1, SCHEMA_VERSION + 1):
-        with _transaction(db):
+        with transaction(db):
             # Re-read inside the write lock: another process may have migrated meanwhile.
             if schema_version(db) >= version:
                 continue
@@ -200,7 +202,7 @@ class State:
     def record_articles_seen(self, articles: Iterable[tuple[str, str]], now: dt.datetime) -> None:
         """(entry id, content hash) of every readable article; first_seen is kept, `changed` moves."""
         stamp = _iso(now)
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.executemany(
                 "INSERT INTO articles_seen VALUES (?, ?, ?, ?) ON CONFLICT (entry_id) DO UPDATE SET "
                 "content_hash = excluded.content_hash, changed = excluded.changed "
@@ -215,6 +217,31 @@ class State:
         if row is None:
             return None
         return str(row[0]), dt.datetime.fromisoformat(row[1]), dt.datetime.fromisoformat(row[2])
+
+    # -- entry ids, stable for an article's life
+
+    def stable_entry_ids(self, candidates: Mapping[str, tuple[str, dt.datetime]]) -> dict[str, str]:
+        """The entry id of every candidate, by permalink path: the one first recorded for that path.
+
+        `candidates` maps a path to (the entry id derived from the article today, its publish date).
+        A path not seen before is recorded with those, in the same transaction as the lookup, so an
+        article whose date is corrected later keeps the id it was first published with.
+        """
+        paths = list(candidates)
+        known: dict[str, str] = {}
+        with transaction(self.db):
+            self.db.executemany(
+                "INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)",
+                [(path, entry_id, _iso(published)) for path, (entry_id, published) in candidates.items()],
+            )
+            for start in range(0, len(paths), _CHUNK):
+                chunk = paths[start : start + _CHUNK]
+                rows = self.db.execute(
+                    f"SELECT path, entry_id FROM entry_ids WHERE path IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                    chunk,
+                )
+                known.update(rows)
+        return {path: known[path] for path in paths}
 
     # -- digests
 
@@ -281,7 +308,7 @@ class State:
         renders: Mapping[str, Mapping[str, Any]],
         deliveries: Sequence[Delivery],
     ) -> DigestRecord:
-        with _transaction(self.db):
+        with transaction(self.db):
             if self.db.execute("SELECT 1 FROM digests WHERE period = ?", (period,)).fetchone():
                 raise StateError(f"a digest for {period} is already recorded")
             self.db.execute(
@@ -349,7 +376,7 @@ class State:
         now: dt.datetime,
     ) -> None:
         """One recipient's outcome, in its own transaction; attempts add up across runs."""
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?, updated = ? "
                 "WHERE digest_id = ? AND recipient = ?",
@@ -358,7 +385,7 @@ class State:
 
     def finish_if_complete(self, digest_id: int, now: dt.datetime) -> bool:
         """Mark the digest `sent` when no delivery is left to make; True when it is (or already was)."""
-        with _transaction(self.db):
+        with transaction(self.db):
             open_rows = self.db.execute(
                 f"SELECT count(*) FROM deliveries WHERE digest_id = ? AND status IN {_OPEN_SQL}",  # noqa: S608
                 (digest_id,),
@@ -377,7 +404,7 @@ class State:
         return dt.datetime.fromisoformat(row[0]) if row else None
 
     def record_scheduled_run(self, job: str, when: dt.datetime) -> None:
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.execute("INSERT OR REPLACE INTO schedule_runs VALUES (?, ?)", (job, _iso(when)))
 
 
@@ -407,7 +434,32 @@ def peek_history(path: Path) -> History:
         db.close()
 
 
+def peek_entry_ids(path: Path, paths: Sequence[str]) -> dict[str, str]:
+    """The entry ids recorded for these permalink paths, read-only (for previews); {} without a state."""
+    if not path.exists():
+        return {}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
+    known: dict[str, str] = {}
+    try:
+        for start in range(0, len(paths), _CHUNK):
+            chunk = list(paths[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            known.update(db.execute(f"SELECT path, entry_id FROM entry_ids WHERE path IN ({marks})", chunk))  # noqa: S608
+    except sqlite3.OperationalError:
+        return {}  # a state from before entry ids were recorded
+    finally:
+        db.close()
+    return known
+
+
 # ---------------------------------------------------------------- the run lock
+
+
+class StoppedWaiting(StateError):
+    """Asked to stop (SIGTERM to the scheduler) while waiting for another run's lock: nothing was done."""
 
 
 def lock_path(state_path: Path) -> Path:
@@ -421,8 +473,13 @@ def run_lock(
     *,
     poll: float = 0.1,
     sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
 ) -> Iterator[None]:
     """Hold `<state>.lock` exclusively (flock) for one run; wait up to `timeout` seconds, then fail.
+
+    While waiting it polls every `poll` seconds, and gives up at once with `StoppedWaiting` when `stop`
+    is set (then it waits on `stop` rather than calling `sleep`), so a scheduler told to stop never
+    sits out another run's lock.
 
     An flock, unlike a lock row in SQLite, is released by the kernel when its holder dies, even by
     SIGKILL, so a killed run never leaves a stale lock, and it holds no database transaction open.
@@ -435,19 +492,33 @@ def run_lock(
         raise StateError(f"cannot open the run lock: {exc.strerror}", path=str(path)) from None
     try:
         deadline = time.monotonic() + timeout
+        waited = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                if stop is not None and stop.is_set():
+                    raise StoppedWaiting(
+                        f"stopped while waiting for another digest run (pid {holder}) to finish",
+                        path=str(path),
+                    ) from None
                 if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
                     raise StateError(
                         f"another digest run (pid {holder}) has held the run lock for over {timeout:g} s",
                         path=str(path),
                         hint="wait for it to finish; `digest schedule` and `digest run` take turns",
                     ) from None
-                sleep(poll)
+                if not waited:
+                    log.info(
+                        "another digest run (pid %s) holds the run lock; waiting up to %g s", holder, timeout
+                    )
+                    waited = True
+                if stop is not None:
+                    stop.wait(poll)
+                else:
+                    sleep(poll)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         try:

@@ -101,6 +101,35 @@ def load_subscribers(config: Config) -> SubscriberList:
     return result
 
 
+def require_subscribers(config: Config, result: SubscriberList) -> None:
+    """Raise when not one subscriber is usable (a file with only its header, or every row skipped):
+    a digest sent to nobody would still be recorded, and its articles never go out to anyone."""
+    if result.subscribers:
+        return
+    section = config.subscribers
+    if section.file is not None:
+        where, key = _display(section.file), None
+        source = "the subscribers file" + (" and [subscribers] list" if section.list else "")
+    else:
+        where, key = str(config.path), "subscribers.list"
+        source = "[subscribers] list"
+    hint: str | None
+    if result.problems:
+        first = result.problems[0]
+        problems = len(result.problems)
+        message = (
+            f"no usable subscriber: every one in {source} was skipped "
+            f"({problems} {'problem' if problems == 1 else 'problems'}); the first: "
+            + (f"{first.path}:{first.line}" if first.line else first.path)
+            + f": {first.message}"
+        )
+        hint = "`digest check` lists every problem"
+    else:
+        message = f"no subscriber: {source} lists nobody"
+        hint = "add a row below the header email,name,topics" if section.file is not None else None
+    raise DigestError(message, path=where, key=key, hint=hint)
+
+
 def _display(path: Path) -> str:
     relative = os.path.relpath(path)
     return str(path) if relative.startswith("..") else relative

@@ -1,5 +1,8 @@
-"""The weekly run: finish an interrupted digest, build the feeds, compose what is new, record it, deliver
+"""The weekly run: build the feeds, finish an interrupted digest, compose what is new, record it, deliver
 it, and record each delivery as the server accepts it. `jobs.run` is the entry point every caller uses.
+
+The exit statuses of `digest run` are defined here, with the report that decides them; the CLI uses
+these constants.
 """
 
 from __future__ import annotations
@@ -8,7 +11,6 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,16 +21,38 @@ from .config import Config
 from .content import Article, collect, is_published, load_bodies
 from .delivery import Transport, envelope_sender, open_transport
 from .errors import DeliveryError, Problem
-from .jobs import LOCK_TIMEOUT, BuildReport, _aware, _build_feeds
+from .jobs import LOCK_TIMEOUT, BuildReport, _aware, _build_feeds, peek_stable_ids, stable_ids
 from .message import RenderedDigest, build_message, make_message_id, render_digest, write_archive
 from .output import safe_join, write_atomic
 from .state import OPEN_STATUSES, Delivery, DigestRecord, State, peek_history, run_lock
-from .subscribers import SubscriberList, load_subscribers
+from .subscribers import SubscriberList, load_subscribers, require_subscribers
 
 log = logging.getLogger(__name__)
 
+# Exit statuses (documented in the README; cron and systemd read them). 1 (error) and 2 (usage) are
+# the CLI's own.
+EXIT_OK = 0
+EXIT_CONTENT_ERRORS = 3  # some articles (or subscribers) were skipped; everything else went out
+EXIT_DELIVERY_FAILED = 4  # some deliveries failed, were deferred, or were left when delivery stopped
+EXIT_NOTHING_NEW = 5  # `run`: nothing new to send
+
 WEB_VARIANT = "web"  # the archive copy's stored rendering; never sent to anyone
 _MAX_LISTED = 20  # failed recipients listed one per line; the rest are counted
+
+
+def count(number: int, noun: str) -> str:
+    """`1 article`, `2 articles`: a number and a regular English noun."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def feeds_line(build: BuildReport) -> str:
+    """What a feeds build did, in the words of `digest build`'s line."""
+    changed = len(build.written) + len(build.removed)
+    return (
+        f"feeds: {build.published} of {count(build.articles, 'article')} published in "
+        f"{count(build.feeds, 'feed')}; "
+        + (f"{count(changed, 'file')} changed" if changed else "no file changed")
+    )
 
 
 def next_digest(config: Config, now: dt.datetime) -> Digest | None:
@@ -39,7 +63,7 @@ def next_digest(config: Config, now: dt.datetime) -> Digest | None:
     """
     now = _aware(now, config)
     history = peek_history(config.state.path)
-    articles = collect(config, cache=None, bodies=False).articles
+    articles = peek_stable_ids(collect(config, cache=None, bodies=False).articles, config.state.path)
     return _compose(config, articles, now, history.previous_cutoff, history.sent_ids)
 
 
@@ -93,29 +117,27 @@ class RunReport:
         return self.period is None and not self.resumed
 
     def exit_code(self) -> int:
-        """The codes in cli.py's docstring: failed deliveries first, then skipped content, then idle."""
+        """Failed deliveries first, then skipped content, then idle."""
         if self.failed or self.deferred or self.left:
-            return 4
+            return EXIT_DELIVERY_FAILED
         if self.problems:
-            return 3
-        return 5 if self.nothing_new else 0
+            return EXIT_CONTENT_ERRORS
+        return EXIT_NOTHING_NEW if self.nothing_new else EXIT_OK
 
     def summary_lines(self) -> list[str]:
         lines: list[str] = []
         if self.build is not None:
-            b = self.build
-            changed = len(b.written) + len(b.removed)
-            lines.append(
-                f"feeds: {b.published} of {b.articles} articles published in {b.feeds} feeds; "
-                + (f"{changed} files changed" if changed else "no file changed")
-            )
+            lines.append(feeds_line(self.build))
         for period in self.resumed:
             lines.append(f"digest {period}: resumed its unfinished delivery")
         if self.period is not None:
-            line = f"digest {self.period}: {self.articles} articles for {self.recipients} recipients"
-            line += f" ({self.renders} renderings)"
+            line = (
+                f"digest {self.period}: {count(self.articles, 'article')} for "
+                f"{count(self.recipients, 'recipient')} ({count(self.renders, 'rendering')})"
+            )
             if self.no_match:
-                line += f"; {self.no_match} subscribers have nothing in their topics"
+                verb = "has" if self.no_match == 1 else "have"
+                line += f"; {count(self.no_match, 'subscriber')} {verb} nothing in their topics"
             lines.append(line)
         elif self.already_sent and not self.resumed:
             lines.append(f"digest {self.already_sent} was already sent; nothing more until the next period")
@@ -134,11 +156,16 @@ class RunReport:
         if len(problems) > _MAX_LISTED:
             lines.append(f"… and {len(problems) - _MAX_LISTED} more")
         if self.deferred:
-            lines.append(f"{len(self.deferred)} deferred recipients are retried by the next run")
+            deferred = len(self.deferred)
+            verb = "is" if deferred == 1 else "are"
+            lines.append(f"{count(deferred, 'deferred recipient')} {verb} retried by the next run")
         if self.stopped:
-            lines.append(f"stopped: {self.stopped}; {self.left} recipients are left for the next run")
+            verb = "is" if self.left == 1 else "are"
+            lines.append(
+                f"stopped: {self.stopped}; {count(self.left, 'recipient')} {verb} left for the next run"
+            )
         if self.problems:
-            lines.append(f"{len(self.problems)} problems (articles or subscribers skipped)")
+            lines.append(f"{count(len(self.problems), 'problem')} (articles or subscribers skipped)")
         return lines
 
 
@@ -146,37 +173,56 @@ def run(
     config: Config,
     now: dt.datetime,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     stop: threading.Event | None = None,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> RunReport:
-    """The weekly job once: finish an interrupted digest, collect, build the feeds, compose what is new,
+    """The weekly job once: collect, build the feeds, finish an interrupted digest, compose what is new,
     record it, write its web copy, deliver it, and record each delivery as it is accepted.
 
-    `stop` (set by the scheduler on SIGTERM) ends delivery after the message in hand is recorded;
-    `sleep` is the backoff between SMTP retries (tests pass a fake one).
+    `stop` (set by the scheduler on SIGTERM) ends the run promptly: waiting for the run lock gives up
+    (`state.StoppedWaiting`), an SMTP backoff is cut short, and delivery ends after the message in
+    hand is recorded. `sleep` replaces the backoff's wait on `stop` (tests pass one that records it).
     """
     now = _aware(now, config)
-    with run_lock(config.state.path, lock_timeout):
+    stop = stop or threading.Event()
+    with run_lock(config.state.path, lock_timeout, stop=stop):
         state = State.open(config.state.path)
         try:
-            return _run_locked(config, now, state, sleep, stop or threading.Event())
+            return _run_locked(config, now, state, sleep, stop)
         finally:
             state.close()
 
 
 def _run_locked(
-    config: Config, now: dt.datetime, state: State, sleep: Callable[[float], None], stop: threading.Event
+    config: Config,
+    now: dt.datetime,
+    state: State,
+    sleep: Callable[[float], None] | None,
+    stop: threading.Event,
 ) -> RunReport:
     report = RunReport(now=now)
     subscribers = load_subscribers(config)
+    # No usable subscriber would record a digest sent to nobody, and mark its articles sent.
+    require_subscribers(config, subscribers)
     report.problems.extend(subscribers.problems)
     # Settings that would stop every delivery (no sender address, no password) fail here, before
     # anything is recorded; opening the transport does not connect yet.
     sender = envelope_sender(config)
-    courier = _Courier(config, state, report, now, open_transport(config, sleep=sleep), sender, stop)
+    transport = open_transport(config, sleep=sleep, stop=stop)
+    courier = _Courier(config, state, report, now, transport, sender, stop)
     try:
-        # A killed run's digest comes first, exactly as it was recorded, before anything new is composed.
+        # The feeds first: they must not go stale while the mail server is down.
+        cache = Cache(state.db)
+        collection = collect(config, cache, bodies=False)
+        articles = stable_ids(collection.articles, state)
+        report.problems[:0] = collection.problems
+        report.build = _build_feeds(
+            config, now, articles, collection.problems, cache, parsed=collection.parsed
+        )
+        state.record_articles_seen(((a.entry_id, a.content_hash) for a in articles), now)
+
+        # A killed run's digest is finished, exactly as it was recorded, before anything new is composed.
         for record in state.unfinished():
             report.resumed.append(record.period)
             _write_web_copy(config, state, record, None, report)
@@ -184,21 +230,13 @@ def _run_locked(
             if report.stopped:
                 return report
 
-        cache = Cache(state.db)
-        collection = collect(config, cache, bodies=False)
-        report.problems[:0] = collection.problems
-        report.build = _build_feeds(
-            config, now, collection.articles, collection.problems, cache, parsed=collection.parsed
-        )
-        state.record_articles_seen(((a.entry_id, a.content_hash) for a in collection.articles), now)
-
         period = period_of(now, config)
         if state.digest_for_period(period) is not None:
             report.already_sent = period
             log.info("digest %s was already sent; nothing new to send", period)
             return report
         history = state.history()
-        digest = _compose(config, collection.articles, now, history.previous_cutoff, history.sent_ids)
+        digest = _compose(config, articles, now, history.previous_cutoff, history.sent_ids)
         if digest is None:
             log.info("nothing new since the last digest; nothing sent")
             return report
