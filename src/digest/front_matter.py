@@ -108,16 +108,14 @@ class Fields:
     def _error(self, key: str, problem: str, hint: str | None = None) -> ArticleError:
         return ArticleError(f"front matter: {problem}", line=self.line_of(key), key=key, hint=hint)
 
+    def _missing(self, key: str, hint: str) -> ArticleError:
+        return ArticleError(f"front matter: '{key}' is missing", line=self.first_line, key=key, hint=hint)
+
     def text(self, key: str, required: bool = False) -> str:
         value = self.meta.get(key)
         if value is None or value == "":
             if required:
-                raise ArticleError(
-                    f"front matter: '{key}' is missing",
-                    line=self.first_line,
-                    key=key,
-                    hint=f"add a '{key}:' line",
-                )
+                raise self._missing(key, f"add a '{key}:' line")
             return ""
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self._error(key, f"'{key}' must be text, not {_kind(value)}")
@@ -161,12 +159,7 @@ class Fields:
         value = self.meta.get(key)
         if value is None or value == "":
             if required:
-                raise ArticleError(
-                    f"front matter: '{key}' is missing",
-                    line=self.first_line,
-                    key=key,
-                    hint="add e.g. 'date: 2025-06-25T17:10:04+08:00'",
-                )
+                raise self._missing(key, "add e.g. 'date: 2025-06-25T17:10:04+08:00'")
             return None
         parsed = as_datetime(value, self.tz)
         if parsed is None:
