@@ -15,9 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .content import Article
+from .content import Article, RenderedEntry
 from .errors import Problem, StateError
-from .feeds import RenderedEntry
 
 CACHE_VERSION = 3
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 from .config import Config
-from .content import Article, Topic, clean_xml_text, site_topics, topic_key
+from .content import Article, RenderedEntry, Topic, clean_xml_text, site_topics, topic_key
 from .errors import OutputError
 
 SITE_FEED = "index"
@@ -31,15 +31,6 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 EMPTY_FEED_UPDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9_-]{0,80}$")
 _RESERVED = {SITE_FEED, "feeds"}
-
-
-@dataclass(frozen=True)
-class RenderedEntry:
-    """What rendering produced for one article: safe HTML content and a plain-text summary."""
-
-    html: str
-    summary: str
-    image: str
 
 
 @dataclass(frozen=True)

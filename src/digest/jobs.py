@@ -21,15 +21,14 @@ from urllib.parse import urlsplit
 from . import __version__
 from .cache import Cache
 from .config import Config
-from .content import Article, collect, is_published, load_bodies, scan, tree_signature
+from .content import Article, RenderedEntry, collect, is_published, load_bodies, scan, tree_signature
 from .errors import DigestError, OutputError, Problem
-from .feeds import FeedPlan, RenderedEntry, plan_feeds, render_files
 from .output import read_manifest, write_tree
-from .render import article_html, image_url, summary_text
 from .state import State, peek_entry_ids, run_lock
 
 if TYPE_CHECKING:
     from .compose import Digest
+    from .feeds import FeedPlan
     from .weekly import RunReport
 
 RENDER_VERSION = 1
@@ -165,6 +164,8 @@ def _build_feeds(
     workers: int | None = None,
 ) -> BuildReport:
     published = [a for a in articles if is_published(a, now)]
+    from .feeds import plan_feeds, render_files  # feedgen and Markdown load only when a build has work
+
     plan = plan_feeds(published, config)
     report = BuildReport(
         articles=len(articles),
@@ -221,6 +222,8 @@ def _render_key(article: Article, config: Config) -> str:
 
 
 def _render_one(article: Article, summary_chars: int) -> RenderedEntry:
+    from .render import article_html, image_url, summary_text
+
     html = article_html(article)
     return RenderedEntry(html, summary_text(article, summary_chars, rendered_html=html), image_url(article))
 
@@ -268,6 +271,8 @@ def check(config: Config) -> list[Problem]:
     collection = collect(config, cache=None, bodies=False)
     problems = list(collection.problems)
     try:
+        from .feeds import plan_feeds
+
         plan_feeds(collection.articles, config)  # every topic, published yet or not
     except OutputError as exc:
         problems.append(Problem.from_error(exc, str(config.path)))
