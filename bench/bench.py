@@ -32,16 +32,17 @@ TARGETS = {
 }
 
 
-def _tree_rss_kib(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
+def _tree_pss_kib(root_pid: int) -> int:
+    """Memory of a process and all its descendants, from /proc: the proportional set size, so pages a
+    forked worker shares with its parent are counted once, not once per process as RSS would."""
     total = 0
     pending = [root_pid]
     while pending:
         pid = pending.pop()
         try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
                         break
             for task in os.listdir(f"/proc/{pid}/task"):
@@ -62,8 +63,8 @@ def measure(command: list[str]) -> tuple[float, float, int]:
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_kib(process.pid))
-            done.wait(0.01)
+            peak = max(peak, _tree_pss_kib(process.pid))
+            done.wait(0.1)  # smaps_rollup walks page tables: sampling more often slows what it measures
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
