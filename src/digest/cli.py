@@ -134,7 +134,7 @@ def check(ctx: click.Context) -> None:
     for problem in problems:
         click.echo(str(problem))
     if problems:
-        click.echo(f"{len(problems)} problems", err=True)
+        click.echo(_count(len(problems), "problem"), err=True)
         ctx.exit(EXIT_ERROR)
     click.echo("config and articles OK")
 
