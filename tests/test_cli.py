@@ -110,3 +110,18 @@ def test_check_also_reports_feed_file_clashes_and_bad_subscribers(runner: CliRun
     assert len(lines) == 2
     assert "topics '乙' and '甲' would share the feed file same.xml" in lines[0]
     assert lines[1].startswith("subs.csv:3: ")
+
+
+def test_check_reports_a_from_without_an_address(runner: CliRunner, site: Site) -> None:
+    site.write_config('[subscribers]\nlist = [{ email = "a@example.com" }]\n')
+    site.set("digest", **{"from": "nobody"})
+    site.add("a.md", article_text(title="A"))
+    result = runner.invoke(main, ["check"])
+    assert result.exit_code == 1
+    assert "'digest.from' has no email address: 'nobody'" in result.stdout
+
+
+def test_preview_flags_are_checked_before_the_config_is_read(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--config", "missing.toml", "preview"])
+    assert result.exit_code == 2
+    assert "give exactly one of --out FILE or --serve" in result.output

@@ -166,15 +166,21 @@ def run(ctx: click.Context, now: dt.datetime | None) -> None:
     help="Write the next digest's HTML to this file.",
 )
 @click.option("--serve", is_flag=True, help="Serve the preview on 127.0.0.1 and re-render on every change.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port for --serve on 127.0.0.1 (0: any free port).",
+)
 @click.pass_context
 def preview(ctx: click.Context, now: dt.datetime | None, out: Path | None, serve: bool, port: int) -> None:
     """Show the digest that would go out next, recording nothing."""
     from . import preview as previewing
 
-    config = _config(ctx)
     if serve == (out is not None):
         raise click.UsageError("give exactly one of --out FILE or --serve")
+    config = _config(ctx)
     try:
         if serve:
             previewing.serve(config.path, port, now=_resolve_now(now, config) if now else None)

@@ -266,6 +266,7 @@ def render_entries(
 def check(config: Config) -> list[Problem]:
     """Every problem `build` and `run` would meet, without writing anything: unreadable articles, two
     topics on one feed file, and unusable subscribers."""
+    from .delivery import envelope_sender
     from .subscribers import load_subscribers, require_subscribers
 
     collection = collect(config, cache=None, bodies=False)
@@ -278,6 +279,7 @@ def check(config: Config) -> list[Problem]:
         problems.append(Problem.from_error(exc, str(config.path)))
     if config.subscribers.file is not None or config.subscribers.list:
         try:
+            envelope_sender(config)  # `run` needs an address in [digest] from to send anything
             subscribers = load_subscribers(config)
             problems.extend(subscribers.problems)
             require_subscribers(config, subscribers)  # `run` refuses a list with nobody usable in it
