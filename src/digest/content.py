@@ -17,9 +17,8 @@ import os
 import pickle
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
@@ -130,67 +129,64 @@ class ParseCache(Protocol):
 # ---------------------------------------------------------------- walking the folder
 
 
-def iter_article_files(root: Path) -> Iterator[os.DirEntry[str]]:
-    """Article files below root, sorted by path; symlinks are followed only inside root, never in a loop."""
-    base = os.path.realpath(root)
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def walk(folder: str) -> Iterator[os.DirEntry[str]]:
-        try:
-            stat = os.stat(folder)
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            return
-        ident = (stat.st_dev, stat.st_ino)
-        if ident in seen_dirs:
-            return
-        seen_dirs.add(ident)
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if target != base and not target.startswith(base + os.sep):
-                    continue
-            if entry.is_dir():
-                yield from walk(entry.path)
-            elif name.endswith(ARTICLE_SUFFIXES) and not name.startswith("_index.") and entry.is_file():
-                yield entry  # "_index.*" is a Hugo section page, not an article
-
-    yield from walk(base)
-
-
 class SourceFile(NamedTuple):  # a tuple: made 10,000 times by every build, even one with nothing to do
     rel: str  # relative to the content folder, POSIX separators
     path: str
     # Size, mtime, ctime and inode: a file edited in place changes its ctime even when a tool
     # (cp -p, rsync -t, tar) puts its size and mtime back, and a replaced file has another inode.
-    stamp: str
+    stamp: tuple[int, int, int, int]
 
 
 def scan(config: Config) -> list[SourceFile]:
-    """Every article file with its stamp: all that is needed to tell whether anything changed."""
-    root = config.content.dir
-    prefix = len(os.path.realpath(root)) + 1  # every path the walk yields starts with the real root
-    found = []
-    for entry in iter_article_files(root):
+    """Every article file below `[content] dir` with its stamp, sorted by path: all that is needed to
+    tell whether anything changed. Symlinks are followed only inside the folder, never in a loop;
+    hidden files and Hugo's section pages (`_index.*`) are not articles."""
+    base = os.path.realpath(config.content.dir)
+    inside = base + os.sep
+    prefix = len(inside)
+    seen_dirs: set[tuple[int, int]] = set()
+    found: list[SourceFile] = []
+    folders = [base]
+    while folders:  # a loop, not recursion: this runs on every build, even one with nothing to do
+        folder = folders.pop()
         try:
-            stat = entry.stat()
+            folder_stat = os.stat(folder)
+            entries = list(os.scandir(folder))
         except OSError:
             continue
-        rel = entry.path[prefix:].replace(os.sep, "/")
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
-        found.append(SourceFile(rel, entry.path, stamp))
+        ident = (folder_stat.st_dev, folder_stat.st_ino)
+        if ident in seen_dirs:
+            continue
+        seen_dirs.add(ident)
+        for entry in entries:
+            name = entry.name
+            if name[0] == "." or name.startswith("_index."):
+                continue
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if target != base and not target.startswith(inside):
+                    continue
+            if entry.is_dir():
+                folders.append(entry.path)
+            elif name.endswith(ARTICLE_SUFFIXES) and entry.is_file():
+                try:
+                    st = entry.stat()
+                except OSError:
+                    continue
+                rel = entry.path[prefix:]
+                if os.sep != "/":  # pragma: no cover - POSIX here
+                    rel = rel.replace(os.sep, "/")
+                found.append(
+                    SourceFile(rel, entry.path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+                )
+    found.sort()
     return found
 
 
 def tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
     """Changes when any article file is added, removed or changed, or parsing settings change."""
-    digest = hashlib.sha256(_ParseSettings.of(config).fingerprint.encode())
-    for source in files:
-        digest.update(f"\0{source.rel}\0{source.stamp}".encode())
-    return digest.hexdigest()
+    listing = pickle.dumps([(source.rel, source.stamp) for source in files], protocol=5)
+    return hashlib.sha256(_ParseSettings.of(config).fingerprint.encode() + listing).hexdigest()
 
 
 def collect(
@@ -215,7 +211,7 @@ def collect(
     to_parse: list[SourceFile] = []
     for source in files if files is not None else scan(config):
         hit = cache.lookup(prefix + source.rel) if cache is not None else None
-        if hit is not None and hit[0] == source.stamp:
+        if hit is not None and hit[0] == _stamp_text(source):
             results[source.rel] = hit[1]
         else:
             to_parse.append(source)
@@ -227,7 +223,7 @@ def collect(
         if parsed:
             cache.store(
                 [
-                    (prefix + source.rel, source.stamp, blob or _without_body(result))
+                    (prefix + source.rel, _stamp_text(source), blob or _without_body(result))
                     for source, (result, blob) in zip(to_parse, parsed, strict=True)
                 ]
             )
@@ -244,6 +240,10 @@ def collect(
     if bodies:
         collection.articles = load_bodies(config, collection.articles)
     return collection
+
+
+def _stamp_text(source: SourceFile) -> str:
+    return ":".join(map(str, source.stamp))
 
 
 def _without_body(result: Article | Problem) -> Article | Problem:
