@@ -77,16 +77,11 @@ def lower_bound(config: Config, now: dt.datetime, previous_cutoff: dt.datetime |
     dump the archive. Later ones look back `max_age` days: the ids already sent (not the previous cut-off)
     prevent repeats, so an article backdated or fixed after a digest went out still goes out once.
     """
-    since = _aware(config.digest.since, config) if config.digest.since is not None else None
+    since = config.site.localize(config.digest.since) if config.digest.since is not None else None
     if previous_cutoff is None:
         return since if since is not None else now - dt.timedelta(days=config.digest.first_lookback)
     lower = now - dt.timedelta(days=config.digest.max_age)
     return max(lower, since) if since is not None else lower
-
-
-def _aware(value: dt.datetime, config: Config) -> dt.datetime:
-    """A naive config date (TOML `since = 2025-06-01`) is in the site timezone."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=config.site.tz)
 
 
 def select_digest(

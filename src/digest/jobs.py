@@ -296,10 +296,6 @@ log = logging.getLogger(__name__)
 LOCK_TIMEOUT = 30.0
 
 
-def _aware(now: dt.datetime, config: Config) -> dt.datetime:
-    return config.site.localize(now)
-
-
 def next_digest(config: Config, now: dt.datetime) -> Digest | None:
     """The digest that would go out at `now` (see weekly.next_digest); read-only."""
     from .weekly import next_digest as compose_next

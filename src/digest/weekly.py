@@ -21,7 +21,7 @@ from .config import Config
 from .content import Article, collect, is_published, load_bodies
 from .delivery import Transport, envelope_sender, open_transport
 from .errors import DeliveryError, Problem
-from .jobs import LOCK_TIMEOUT, BuildReport, _aware, _build_feeds, peek_stable_ids, stable_ids
+from .jobs import LOCK_TIMEOUT, BuildReport, _build_feeds, peek_stable_ids, stable_ids
 from .message import RenderedDigest, build_message, make_message_id, render_digest, write_archive
 from .output import safe_join, write_atomic
 from .state import OPEN_STATUSES, Delivery, DigestRecord, State, peek_history, run_lock
@@ -61,7 +61,7 @@ def next_digest(config: Config, now: dt.datetime) -> Digest | None:
     Works without a state database. When a digest for `now`'s period is already recorded, `run` sends
     nothing more this period, and this is what the next period's digest holds so far.
     """
-    now = _aware(now, config)
+    now = config.site.localize(now)
     history = peek_history(config.state.path)
     articles = peek_stable_ids(collect(config, cache=None, bodies=False).articles, config.state.path)
     return _compose(config, articles, now, history.previous_cutoff, history.sent_ids)
@@ -184,7 +184,7 @@ def run(
     (`state.StoppedWaiting`), an SMTP backoff is cut short, and delivery ends after the message in
     hand is recorded. `sleep` replaces the backoff's wait on `stop` (tests pass one that records it).
     """
-    now = _aware(now, config)
+    now = config.site.localize(now)
     stop = stop or threading.Event()
     with run_lock(config.state.path, lock_timeout, stop=stop):
         state = State.open(config.state.path)
