@@ -216,7 +216,7 @@ def collect(
         else:
             to_parse.append(source)
 
-    parsed = _parse_all([s.path for s in to_parse], settings, workers, keep_body=bodies)
+    parsed = _parse_all([(s.rel, s.path) for s in to_parse], settings, workers, keep_body=bodies)
     for source, (result, _) in zip(to_parse, parsed, strict=True):
         results[source.rel] = result
     if cache is not None:
@@ -373,7 +373,7 @@ class _ParseSettings:
 
 
 def _parse_all(
-    paths: list[str], settings: _ParseSettings, workers: int | None, keep_body: bool
+    paths: list[tuple[str, str]], settings: _ParseSettings, workers: int | None, keep_body: bool
 ) -> list[tuple[Article | Problem, bytes | None]]:
     """Each file's parse, with its pickle when a worker process made one (the cache stores those bytes
     as they are, rather than pickling every article once more in the parent)."""
@@ -389,25 +389,25 @@ def _parse_all(
                 )
             )
         return [(pickle.loads(blob), None if keep_body else blob) for blob in blobs]  # noqa: S301 - ours
-    return [(_parse_path(path, settings, keep_body), None) for path in paths]
+    return [(_parse_path(rel_path, settings, keep_body), None) for rel_path in paths]
 
 
-def _parse_pickled(path: str, settings: _ParseSettings, keep_body: bool) -> bytes:
-    return pickle.dumps(_parse_path(path, settings, keep_body), protocol=pickle.HIGHEST_PROTOCOL)
+def _parse_pickled(rel_path: tuple[str, str], settings: _ParseSettings, keep_body: bool) -> bytes:
+    return pickle.dumps(_parse_path(rel_path, settings, keep_body), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _parse_path(path: str, settings: _ParseSettings, keep_body: bool) -> Article | Problem:
-    rel = os.path.relpath(path, settings.root).replace(os.sep, "/")
+def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings, keep_body: bool) -> Article | Problem:
+    rel, path = rel_path
     shown = _shown(settings.display_root, rel)
     try:
-        size = os.path.getsize(path)
-        if size > settings.max_file_bytes:
-            raise ArticleError(
-                f"file is {size} bytes, over the limit of {settings.max_file_bytes}",
-                hint="raise [content] max_file_bytes to accept it",
-            )
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(settings.max_file_bytes + 1)  # never more than the limit into memory
+            if len(raw) > settings.max_file_bytes:
+                raise ArticleError(
+                    f"file is {os.fstat(handle.fileno()).st_size} bytes, over the limit of "
+                    f"{settings.max_file_bytes}",
+                    hint="raise [content] max_file_bytes to accept it",
+                )
         return parse_article(rel, raw, settings, keep_body)
     except ArticleError as exc:
         return Problem(shown, exc.message, exc.line, exc.hint)
