@@ -125,3 +125,11 @@ def test_preview_flags_are_checked_before_the_config_is_read(runner: CliRunner) 
     result = runner.invoke(main, ["--config", "missing.toml", "preview"])
     assert result.exit_code == 2
     assert "give exactly one of --out FILE or --serve" in result.output
+
+
+def test_check_reports_a_cron_that_digest_schedule_would_refuse(runner: CliRunner, site: Site) -> None:
+    site.write_config('[schedule]\ncron = "0 25 * * mon"\n')
+    site.add("a.md", article_text(title="A"))
+    result = runner.invoke(main, ["check"])
+    assert result.exit_code == 1
+    assert "'schedule.cron' is not a valid cron expression: '0 25 * * mon'" in result.stdout

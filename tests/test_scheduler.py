@@ -17,8 +17,9 @@ import pytest
 
 from digest import jobs
 from digest.config import load_config
+from digest.cron import crontab_days, make_trigger
 from digest.errors import ConfigError
-from digest.scheduler import crontab_days, make_trigger, missed_run, next_run
+from digest.scheduler import missed_run, next_run
 from digest.state import State, run_lock
 
 from conftest import NOW, Site, article_text

@@ -266,11 +266,17 @@ def render_entries(
 def check(config: Config) -> list[Problem]:
     """Every problem `build` and `run` would meet, without writing anything: unreadable articles, two
     topics on one feed file, and unusable subscribers."""
+    from .cron import feeds_trigger, run_trigger
     from .delivery import envelope_sender
     from .subscribers import load_subscribers, require_subscribers
 
     collection = collect(config, cache=None, bodies=False)
     problems = list(collection.problems)
+    try:
+        run_trigger(config)  # what `digest schedule` would refuse at start
+        feeds_trigger(config)
+    except DigestError as exc:
+        problems.append(Problem.from_error(exc, str(config.path)))
     try:
         from .feeds import plan_feeds
 
