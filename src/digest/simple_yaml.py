@@ -63,7 +63,7 @@ def _load(text: str) -> dict[str, Any] | None:
         if match is None:
             raise _Unsupported
         key, value = match.group(1), match.group(2)
-        if _resolve(key) is not str:
+        if _kind(key) != "str":
             raise _Unsupported  # a key such as `yes:` or `1:` is not a string to PyYAML
         if key in result:
             raise _Unsupported  # PyYAML's choice between duplicates is its own business
@@ -122,10 +122,15 @@ def _scalar(text: str, flow: bool = False) -> Any:
         raise _Unsupported
     if flow and (":" in text):
         raise _Unsupported
-    kind = _resolve(text)
-    if kind is str:
+    kind = _kind(text)
+    if kind == "str":
         return text
-    return kind(text)
+    if kind == "null":
+        return None
+    _, constructor, scalar_node = _pyyaml()
+    if kind == "bool":
+        return constructor.bool_values[text.lower()]
+    return constructor.construct_yaml_timestamp(scalar_node("tag:yaml.org,2002:timestamp", text))
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -135,21 +140,27 @@ def _unescape(match: re.Match[str]) -> str:
     return escaped
 
 
-def _resolve(text: str) -> Any:
-    """How PyYAML would construct a plain scalar: str, or a constructor for bool/null/timestamp."""
-    resolvers, constructor, scalar_node = _pyyaml()
-    candidates = resolvers.get(text[:1])
-    if not candidates:
-        return str
-    for tag, pattern in candidates:
-        if pattern.match(text):
-            if tag == "tag:yaml.org,2002:bool":
-                return lambda value: constructor.bool_values[value.lower()]
-            if tag == "tag:yaml.org,2002:null":
-                return lambda value: None
-            if tag == "tag:yaml.org,2002:timestamp":
-                return lambda value: constructor.construct_yaml_timestamp(
-                    scalar_node("tag:yaml.org,2002:timestamp", value)
-                )
-            raise _Unsupported  # numbers and the rest: rare in front matter, PyYAML reads them
-    return str
+_KINDS = {
+    "tag:yaml.org,2002:bool": "bool",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:timestamp": "timestamp",
+}
+_kinds: dict[str, str] = {}  # plain scalar → its kind; keys, tags and booleans repeat across articles
+
+
+def _kind(text: str) -> str:
+    """How PyYAML would resolve a plain scalar: "str", "bool", "null" or "timestamp" (other tags, such
+    as numbers, are rare in front matter: PyYAML reads those documents)."""
+    kind = _kinds.get(text)
+    if kind is None:
+        kind = "str"
+        for tag, pattern in _pyyaml()[0].get(text[:1], ()):
+            if pattern.match(text):
+                if tag not in _KINDS:
+                    raise _Unsupported
+                kind = _KINDS[tag]
+                break
+        if len(_kinds) > 100_000:
+            _kinds.clear()
+        _kinds[text] = kind
+    return kind
