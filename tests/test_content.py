@@ -461,3 +461,22 @@ def test_build_waits_for_a_running_job_and_says_who_holds_the_lock(site: Site) -
     with run_lock(config.state.path, 1), pytest.raises(StateError, match="another digest run"):
         build(config, NOW, lock_timeout=0.2)
     assert build(config, NOW, lock_timeout=0.2).published == 1
+
+
+def test_a_new_file_that_takes_a_published_articles_slug_does_not_take_it_over(site: Site) -> None:
+    site.add("a.md", article_text(title="Live", slug="same", date="2025-06-20T10:00:00+08:00"))
+    build(site.config(), NOW)
+    site.add("b.md", article_text(title="Newcomer", slug="same", date="2025-06-01T10:00:00+08:00"))
+    report = build(site.config(), NOW)
+    assert _titles_in_site_feed(site) == ["Live"]
+    [problem] = report.problems
+    assert problem.path.endswith("b.md") and "slug 'same' is already used by" in problem.message
+
+
+def test_a_symlink_to_a_bundle_inside_the_folder_neither_duplicates_nor_renames_it(site: Site) -> None:
+    site.add("real/index.md", article_text(title="Bundle"))
+    for name in ("a", "b", "zz"):
+        os.symlink(site.content / "real", site.content / name)
+    collection = collect(site.config())
+    assert collection.problems == []
+    assert [(a.source, a.slug) for a in collection.articles] == [("real/index.md", "real")]

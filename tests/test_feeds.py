@@ -205,3 +205,25 @@ def test_an_entry_keeps_its_first_id_when_its_date_is_corrected(site: Site) -> N
     entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
     assert entry.published == "2025-06-19T10:00:00+08:00"
     assert entry.id == first_id
+
+
+def test_a_build_after_a_run_at_another_time_writes_its_own_feeds(site: Site) -> None:
+    from digest.jobs import run
+
+    site.write_config('[subscribers]\nlist = [{ email = "a@example.com" }]\n')
+    site.add("early.md", article_text(title="Early", date="2025-06-20T10:00:00+08:00"))
+    site.add("late.md", article_text(title="Late", date="2025-06-29T10:00:00+08:00"))
+    build(site.config(), dt.datetime(2025, 6, 25, tzinfo=NOW.tzinfo))
+    run(site.config(), NOW)  # writes the feeds as of NOW: both articles
+    build(site.config(), dt.datetime(2025, 6, 25, tzinfo=NOW.tzinfo))
+    titles = [e.title for e in feedparser.parse((site.feeds / "index.xml").read_bytes()).entries]
+    assert titles == ["Early"]
+
+
+def test_a_draft_records_no_id_until_it_is_published(site: Site) -> None:
+    path = site.add("d.md", article_text(title="D", date="2024-01-01T10:00:00+08:00", draft=True))
+    build(site.config(), NOW)
+    path.write_text(article_text(title="D", date="2025-06-25T10:00:00+08:00"), encoding="utf-8")
+    build(site.config(), NOW)
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert entry.id == "tag:example.com,2025-06-25:/posts/d/"

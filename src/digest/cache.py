@@ -152,6 +152,11 @@ class Cache:
         except Exception:
             return None
 
+    def forget_build_record(self, folder: str) -> None:
+        """Whatever writes the folder outside `build` (a `run`) makes the last build's record stale."""
+        with transaction(self.db):
+            self.db.execute("DELETE FROM build_record WHERE folder = ?", (folder,))
+
     def set_build_record(
         self, folder: str, signature: str, window: tuple[dt.datetime, dt.datetime], report: object
     ) -> None:

@@ -17,7 +17,7 @@ import os
 import pickle
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
@@ -139,36 +139,30 @@ class SourceFile(NamedTuple):  # a tuple: made 10,000 times by every build, even
 
 def scan(config: Config) -> list[SourceFile]:
     """Every article file below `[content] dir` with its stamp, sorted by path: all that is needed to
-    tell whether anything changed. Symlinks are followed only inside the folder, never in a loop;
-    hidden files and Hugo's section pages (`_index.*`) are not articles."""
+    tell whether anything changed. Hidden files and Hugo's section pages (`_index.*`) are not articles.
+
+    Symlinks below the folder are not followed: one that leaves the folder could publish any file on the
+    machine, one that loops never ends, and one that stays inside points at files the walk reaches by
+    their real paths anyway (following it would publish them twice, and give a page bundle the link's
+    name or its own, depending on the order the directory lists them in). The folder itself may be a
+    symlink.
+    """
     base = os.path.realpath(config.content.dir)
-    inside = base + os.sep
-    prefix = len(inside)
-    seen_dirs: set[tuple[int, int]] = set()
+    prefix = len(base) + 1
     found: list[SourceFile] = []
     folders = [base]
     while folders:  # a loop, not recursion: this runs on every build, even one with nothing to do
-        folder = folders.pop()
         try:
-            folder_stat = os.stat(folder)
-            entries = list(os.scandir(folder))
+            entries = list(os.scandir(folders.pop()))
         except OSError:
             continue
-        ident = (folder_stat.st_dev, folder_stat.st_ino)
-        if ident in seen_dirs:
-            continue
-        seen_dirs.add(ident)
         for entry in entries:
             name = entry.name
-            if name[0] == "." or name.startswith("_index."):
+            if name[0] == "." or name.startswith("_index.") or entry.is_symlink():
                 continue
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if target != base and not target.startswith(inside):
-                    continue
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):
                 folders.append(entry.path)
-            elif name.endswith(ARTICLE_SUFFIXES) and entry.is_file():
+            elif name.endswith(ARTICLE_SUFFIXES) and entry.is_file(follow_symlinks=False):
                 try:
                     st = entry.stat()
                 except OSError:
@@ -196,6 +190,7 @@ def collect(
     *,
     bodies: bool = True,
     files: Sequence[SourceFile] | None = None,
+    known_ids: Set[str] = frozenset(),
 ) -> Collection:
     """Read every article below `[content] dir`; unreadable ones become problems, never exceptions.
 
@@ -236,7 +231,7 @@ def collect(
             collection.problems.append(result)
         else:
             collection.articles.append(result)
-    _reject_duplicates(collection, settings.display_root)
+    _reject_duplicates(collection, settings.display_root, known_ids)
     if bodies:
         collection.articles = load_bodies(config, collection.articles)
     return collection
@@ -282,9 +277,10 @@ def load_bodies(config: Config, articles: Sequence[Article]) -> list[Article]:
     return loaded
 
 
-def _reject_duplicates(collection: Collection, display_root: str) -> None:
-    """Two articles with one slug (one URL) or one entry id: the first published keeps it, drafts last;
-    every other one is reported and skipped, so adding a clashing draft never unpublishes anything."""
+def _reject_duplicates(collection: Collection, display_root: str, known_ids: Set[str]) -> None:
+    """Two articles with one slug (one URL) or one entry id: the one already published (its id is in
+    `known_ids`, from the state) keeps it, else the first published, drafts last; every other one is
+    reported and skipped, so adding a clashing file never takes over or unpublishes a live article."""
     for label, attribute, hint in (
         ("slug", "slug", "set a distinct 'slug' in the front matter"),
         ("entry id", "entry_id", "set a distinct 'id' in the front matter, or remove it"),
@@ -292,7 +288,8 @@ def _reject_duplicates(collection: Collection, display_root: str) -> None:
         owners: dict[str, Article] = {}
         kept: list[Article] = []
         for article in sorted(
-            collection.articles, key=lambda a: (a.draft, a.publish_date.timestamp(), a.source)
+            collection.articles,
+            key=lambda a: (a.draft, a.entry_id not in known_ids, a.publish_date.timestamp(), a.source),
         ):
             value = getattr(article, attribute)
             owner = owners.setdefault(value, article)

@@ -85,8 +85,10 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
                 unchanged=sorted(read_manifest(config.feeds.dir)),
                 up_to_date=True,
             )
-        collection = collect(config, cache, workers, bodies=False, files=files)
-        articles = stable_ids(collection.articles, state)
+        collection = collect(
+            config, cache, workers, bodies=False, files=files, known_ids=state.known_entry_ids()
+        )
+        articles = stable_ids(collection.articles, state, now)
         report = _build_feeds(
             config,
             now,
@@ -102,18 +104,21 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         state.close()
 
 
-def stable_ids(articles: Sequence[Article], state: State) -> list[Article]:
+def stable_ids(articles: Sequence[Article], state: State, now: dt.datetime) -> list[Article]:
     """The articles with entry ids that stay the same for life.
 
     A derived id (no `id` in the front matter) holds the first publish date; were it derived afresh
     every time, correcting an article's date would make feed readers show it again as a new entry and
-    the next digest send it again. So the first id derived for each permalink is recorded in the state
-    and used from then on.
+    the next digest send it again. So the id an article has when it is first published (at `now`) is
+    recorded for its permalink and used from then on; a draft or a scheduled article records nothing
+    yet, since its date may still change before it goes out.
     """
     derived = {urlsplit(a.url).path: a for a in articles if a.derived_id}
     if not derived:
         return list(articles)
-    first = state.stable_entry_ids({path: (a.entry_id, a.publish_date) for path, a in derived.items()})
+    published = {path: a for path, a in derived.items() if is_published(a, now)}
+    first = state.stable_entry_ids({path: (a.entry_id, a.publish_date) for path, a in published.items()})
+    first.update(state.recorded_entry_ids([path for path in derived if path not in published]))
     return _with_ids(articles, first)
 
 
@@ -180,6 +185,9 @@ def _build_feeds(
         report.up_to_date = True
         report.unchanged = sorted(read_manifest(folder))
         return report
+    # The files are about to change: the last `build`'s record no longer describes them (this may be a
+    # `run`, at another time); `build` records anew when it is the caller.
+    cache.forget_build_record(str(folder))
 
     entries = render_entries(plan, config, cache, workers)
     report.rendered = len(entries)

@@ -228,20 +228,31 @@ class State:
         article whose date is corrected later keeps the id it was first published with.
         """
         paths = list(candidates)
-        known: dict[str, str] = {}
         with transaction(self.db):
             self.db.executemany(
                 "INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)",
                 [(path, entry_id, _iso(published)) for path, (entry_id, published) in candidates.items()],
             )
-            for start in range(0, len(paths), _CHUNK):
-                chunk = paths[start : start + _CHUNK]
-                rows = self.db.execute(
-                    f"SELECT path, entry_id FROM entry_ids WHERE path IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                    chunk,
-                )
-                known.update(rows)
+            known = self.recorded_entry_ids(paths)
         return {path: known[path] for path in paths}
+
+    def recorded_entry_ids(self, paths: Sequence[str]) -> dict[str, str]:
+        """The entry ids recorded for those of these permalink paths that have one."""
+        known: dict[str, str] = {}
+        for start in range(0, len(paths), _CHUNK):
+            chunk = list(paths[start : start + _CHUNK])
+            rows = self.db.execute(
+                f"SELECT path, entry_id FROM entry_ids WHERE path IN ({','.join('?' * len(chunk))})",  # noqa: S608
+                chunk,
+            )
+            known.update(rows)
+        return known
+
+    def known_entry_ids(self) -> frozenset[str]:
+        """Every entry id digest has published or seen: the first ids of permalinks, and the articles
+        seen by runs. Of two articles that claim one slug or id, the one known here keeps it."""
+        rows = self.db.execute("SELECT entry_id FROM entry_ids UNION SELECT entry_id FROM articles_seen")
+        return frozenset(entry_id for (entry_id,) in rows)
 
     # -- digests
 

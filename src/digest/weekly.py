@@ -214,8 +214,8 @@ def _run_locked(
     try:
         # The feeds first: they must not go stale while the mail server is down.
         cache = Cache(state.db)
-        collection = collect(config, cache, bodies=False)
-        articles = stable_ids(collection.articles, state)
+        collection = collect(config, cache, bodies=False, known_ids=state.known_entry_ids())
+        articles = stable_ids(collection.articles, state, now)
         report.problems[:0] = collection.problems
         report.build = _build_feeds(
             config, now, articles, collection.problems, cache, parsed=collection.parsed
