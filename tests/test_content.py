@@ -480,3 +480,18 @@ def test_a_symlink_to_a_bundle_inside_the_folder_neither_duplicates_nor_renames_
     collection = collect(site.config())
     assert collection.problems == []
     assert [(a.source, a.slug) for a in collection.articles] == [("real/index.md", "real")]
+
+
+def test_a_build_waiting_for_the_lock_gives_up_at_once_when_asked_to_stop(site: Site) -> None:
+    import threading
+
+    from digest.state import StoppedWaiting, run_lock
+
+    site.add("a.md", article_text(title="A"))
+    config = site.config()
+    stop = threading.Event()
+    stop.set()
+    started = time.perf_counter()
+    with run_lock(config.state.path, 1), pytest.raises(StoppedWaiting):
+        build(config, NOW, lock_timeout=30, stop=stop)
+    assert time.perf_counter() - started < 5

@@ -52,7 +52,12 @@ class BuildReport:
 
 
 def build(
-    config: Config, now: dt.datetime, *, workers: int | None = None, lock_timeout: float | None = None
+    config: Config,
+    now: dt.datetime,
+    *,
+    workers: int | None = None,
+    lock_timeout: float | None = None,
+    stop: threading.Event | None = None,
 ) -> BuildReport:
     """Collect the articles published at `now` and write the feeds; unreadable articles are reported.
 
@@ -61,7 +66,7 @@ def build(
     ones written, nothing is read or rendered: the output would be byte-identical.
     """
     # The same lock as `run`: a build from cron or the scheduler never writes feeds/ beside a run.
-    with run_lock(config.state.path, LOCK_TIMEOUT if lock_timeout is None else lock_timeout):
+    with run_lock(config.state.path, LOCK_TIMEOUT if lock_timeout is None else lock_timeout, stop=stop):
         return _build(config, now, workers)
 
 

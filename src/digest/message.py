@@ -25,7 +25,7 @@ from email import policy
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from .compose import RECIPIENT_PLACEHOLDER, one_line
 from .config import Config
@@ -121,12 +121,22 @@ def list_id(config: Config) -> str:
     return f"<{label}.{ascii_domain(config.site.domain)}>"
 
 
+def _idna_host(url: str) -> str:
+    """The URL with a non-ASCII host in its IDNA (punycode) form, as mail clients resolve it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host.isascii():
+        return url
+    netloc = host.encode("idna").decode("ascii") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _list_unsubscribe(config: Config, to: str) -> list[str]:
     """The https URI with the address filled in, then a mailto: to the sender; both plain ASCII."""
     uris = []
     url = config.digest.unsubscribe_url.replace("{email}", quote(to, safe=""))
     if url.startswith(("https://", "http://")):
-        uris.append(quote(one_line(url), safe=_URI_SAFE))
+        uris.append(quote(_idna_host(one_line(url)), safe=_URI_SAFE))
     sender = parseaddr(one_line(config.digest.sender))[1]
     if "@" in sender:
         uris.append(f"mailto:{quote(sender, safe=_MAILTO_SAFE)}?subject=unsubscribe")

@@ -116,7 +116,7 @@ def _start(config: Config, stop: threading.Event) -> BackgroundScheduler:
     options = {"next_run_time": now} if catch_up else {}
     scheduler.add_job(_run_job, trigger, args=(config, stop), id=RUN_JOB, name="digest run", **options)
     if feeds is not None:
-        scheduler.add_job(_feeds_job, feeds, args=(config,), id=FEEDS_JOB, name="digest build")
+        scheduler.add_job(_feeds_job, feeds, args=(config, stop), id=FEEDS_JOB, name="digest build")
     if catch_up:
         log.info("running now: %s", catch_up)
     log.info("next digest run: %s", trigger.get_next_fire_time(None, now).isoformat())
@@ -200,9 +200,14 @@ def _run_job(config: Config, stop: threading.Event) -> None:
         log.error("cannot record the run: %s", exc)
 
 
-def _feeds_job(config: Config) -> None:
+def _feeds_job(config: Config, stop: threading.Event) -> None:
+    if stop.is_set():
+        return
     try:
-        report = jobs.build(config, dt.datetime.now(config.site.tz))
+        report = jobs.build(config, dt.datetime.now(config.site.tz), stop=stop)
+    except StoppedWaiting as exc:
+        log.info("feeds build not started: %s", exc)
+        return
     except DigestError as exc:
         log.error("feeds build failed: %s", exc)
         return
