@@ -54,16 +54,9 @@ def _resolve_now(now: dt.datetime | None, config: Config) -> dt.datetime:
 def _config(ctx: click.Context) -> Config:
     config: Config | None = ctx.obj.get("config")
     if config is None:
-        try:
-            config = load_config(ctx.obj["config_path"])
-        except DigestError as exc:
-            raise click.ClickException(str(exc)) from None
+        config = load_config(ctx.obj["config_path"])
         ctx.obj["config"] = config
     return config
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _report_problems(problems: list[Any]) -> None:
@@ -77,7 +70,17 @@ Exit status: 0 done; 1 error (config, state, or problems found by check);
 5 nothing new to send (run)."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
+class _Commands(click.Group):
+    """Every DigestError a command raises becomes click's one `Error: …` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.option(
     "--config",
     "config_path",
@@ -103,18 +106,10 @@ def build(ctx: click.Context, now: dt.datetime | None) -> None:
     from . import jobs
 
     config = _config(ctx)
-    try:
-        report = jobs.build(config, _resolve_now(now, config))
-    except DigestError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = jobs.build(config, _resolve_now(now, config))
     _report_problems(report.problems)
-    changed = len(report.written) + len(report.removed)
-    click.echo(
-        f"{report.published} of {_count(report.articles, 'article')} published in "
-        f"{_count(report.feeds, 'feed')}; "
-        + (f"{_count(changed, 'file')} changed" if changed else "no file changed")
-        + (f"; {_count(len(report.problems), 'article')} skipped" if report.problems else "")
-    )
+    skipped = f"; {jobs.count(len(report.problems), 'article')} skipped" if report.problems else ""
+    click.echo(report.summary() + skipped)
     if report.problems:
         # Imported here, not at the top: weekly loads the digest's modules (~0.3 s) that a build,
         # and `digest --help`, should not pay for.
@@ -134,7 +129,7 @@ def check(ctx: click.Context) -> None:
     for problem in problems:
         click.echo(str(problem))
     if problems:
-        click.echo(_count(len(problems), "problem"), err=True)
+        click.echo(jobs.count(len(problems), "problem"), err=True)
         ctx.exit(EXIT_ERROR)
     click.echo("config and articles OK")
 
@@ -147,10 +142,7 @@ def run(ctx: click.Context, now: dt.datetime | None) -> None:
     from . import jobs
 
     config = _config(ctx)
-    try:
-        report = jobs.run(config, _resolve_now(now, config))
-    except DigestError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = jobs.run(config, _resolve_now(now, config))
     _report_problems(report.problems)
     for line in report.summary_lines():
         click.echo(line)
@@ -181,14 +173,11 @@ def preview(ctx: click.Context, now: dt.datetime | None, out: Path | None, serve
     if serve == (out is not None):
         raise click.UsageError("give exactly one of --out FILE or --serve")
     config = _config(ctx)
-    try:
-        if serve:
-            previewing.serve(config.path, port, now=_resolve_now(now, config) if now else None)
-            return
-        assert out is not None
-        result = previewing.write_preview(config, _resolve_now(now, config), out)
-    except DigestError as exc:
-        raise click.ClickException(str(exc)) from None
+    if serve:
+        previewing.serve(config.path, port, now=_resolve_now(now, config) if now else None)
+        return
+    assert out is not None
+    result = previewing.write_preview(config, _resolve_now(now, config), out)
     for note in result.notes:
         click.echo(note)
     for warning in result.warnings:
@@ -203,10 +192,7 @@ def schedule(ctx: click.Context) -> None:
     from . import scheduler
 
     config = _config(ctx)
-    try:
-        scheduler.serve(config)
-    except DigestError as exc:
-        raise click.ClickException(str(exc)) from None
+    scheduler.serve(config)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,8 @@ if TYPE_CHECKING:
     from .weekly import RunReport
 
 RENDER_VERSION = 1
+# How long a manual `digest run` or `build` waits for another run (the scheduler's) to release the state.
+LOCK_TIMEOUT = 30.0
 _PARALLEL_RENDER_THRESHOLD = 60
 
 
@@ -49,6 +50,18 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     up_to_date: bool = False  # nothing could have changed, so nothing was rendered
+
+    def summary(self) -> str:
+        """`4 of 7 articles published in 8 feeds; 10 files changed`: what `build` and `run` print."""
+        changed = len(self.written) + len(self.removed)
+        files = f"{count(changed, 'file')} changed" if changed else "no file changed"
+        feeds = count(self.feeds, "feed")
+        return f"{self.published} of {count(self.articles, 'article')} published in {feeds}; {files}"
+
+
+def count(number: int, noun: str) -> str:
+    """`1 article`, `2 articles`: a number and a regular English noun."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def build(
@@ -204,15 +217,14 @@ def _build_feeds(
     return report
 
 
-def _outputs_intact(folder: os.PathLike[str] | str) -> bool:
+def _outputs_intact(folder: Path) -> bool:
     """The files the last build wrote are all there, byte for byte (nobody edited or deleted one)."""
-
-    manifest = read_manifest(Path(folder))
+    manifest = read_manifest(folder)
     if not manifest:
         return False
     for name, expected in manifest.items():
         try:
-            data = (Path(folder) / name).read_bytes()
+            data = (folder / name).read_bytes()
         except OSError:
             return False
         if hashlib.sha256(data).hexdigest() != expected:
@@ -308,11 +320,6 @@ def check(config: Config) -> list[Problem]:
 
 
 # ---------------------------------------------------------------- the weekly job
-
-log = logging.getLogger(__name__)
-
-# How long a manual `digest run` waits for another run (the scheduler's) to release the state.
-LOCK_TIMEOUT = 30.0
 
 
 def next_digest(config: Config, now: dt.datetime) -> Digest | None:

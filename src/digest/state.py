@@ -238,15 +238,7 @@ class State:
 
     def recorded_entry_ids(self, paths: Sequence[str]) -> dict[str, str]:
         """The entry ids recorded for those of these permalink paths that have one."""
-        known: dict[str, str] = {}
-        for start in range(0, len(paths), _CHUNK):
-            chunk = list(paths[start : start + _CHUNK])
-            rows = self.db.execute(
-                f"SELECT path, entry_id FROM entry_ids WHERE path IN ({','.join('?' * len(chunk))})",  # noqa: S608
-                chunk,
-            )
-            known.update(rows)
-        return known
+        return _entry_ids_for(self.db, paths)
 
     def known_entry_ids(self) -> frozenset[str]:
         """Every entry id digest has published or seen: the first ids of permalinks, and the articles
@@ -301,25 +293,7 @@ class State:
         Delivery records keep WAL's NORMAL sync, which survives any crash of the process (kill -9);
         only a power cut can lose the last few, and those messages then go again with their Message-ID.
         """
-        self.db.execute("PRAGMA synchronous=FULL")
-        try:
-            return self._record_digest(
-                period, since, cutoff, message_id_base, article_ids, renders, deliveries
-            )
-        finally:
-            self.db.execute("PRAGMA synchronous=NORMAL")
-
-    def _record_digest(
-        self,
-        period: str,
-        since: dt.datetime,
-        cutoff: dt.datetime,
-        message_id_base: str,
-        article_ids: Sequence[str],
-        renders: Mapping[str, Mapping[str, Any]],
-        deliveries: Sequence[Delivery],
-    ) -> DigestRecord:
-        with transaction(self.db):
+        with _fully_synced(self.db), transaction(self.db):
             if self.db.execute("SELECT 1 FROM digests WHERE period = ?", (period,)).fetchone():
                 raise StateError(f"a digest for {period} is already recorded")
             self.db.execute(
@@ -429,41 +403,61 @@ def read_history(db: sqlite3.Connection) -> History:
     return History(max(cutoffs) if cutoffs else None, sent, tuple(period for period, _ in rows))
 
 
-def peek_history(path: Path) -> History:
-    """The history, read-only: no file, folder or table is created, nothing is written (for previews)."""
+@contextlib.contextmanager
+def _fully_synced(db: sqlite3.Connection) -> Iterator[None]:
+    """Commits inside are synced to disk (synchronous=FULL), then back to WAL's NORMAL."""
+    db.execute("PRAGMA synchronous=FULL")
+    try:
+        yield
+    finally:
+        db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _entry_ids_for(db: sqlite3.Connection, paths: Sequence[str]) -> dict[str, str]:
+    known: dict[str, str] = {}
+    for start in range(0, len(paths), _CHUNK):
+        chunk = list(paths[start : start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        known.update(db.execute(f"SELECT path, entry_id FROM entry_ids WHERE path IN ({marks})", chunk))  # noqa: S608
+    return known
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """The state database opened read-only (None when there is none yet): nothing is created or written."""
     if not path.exists():
-        return History(None, frozenset(), ())
+        yield None
+        return
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error as exc:
         raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
     try:
-        return read_history(db)
-    except sqlite3.Error as exc:
-        raise StateError(f"cannot read the state database: {exc}", path=str(path)) from None
+        yield db
     finally:
         db.close()
+
+
+def peek_history(path: Path) -> History:
+    """The history, read-only (for previews)."""
+    with _read_only(path) as db:
+        if db is None:
+            return History(None, frozenset(), ())
+        try:
+            return read_history(db)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot read the state database: {exc}", path=str(path)) from None
 
 
 def peek_entry_ids(path: Path, paths: Sequence[str]) -> dict[str, str]:
     """The entry ids recorded for these permalink paths, read-only (for previews); {} without a state."""
-    if not path.exists():
-        return {}
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error as exc:
-        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
-    known: dict[str, str] = {}
-    try:
-        for start in range(0, len(paths), _CHUNK):
-            chunk = list(paths[start : start + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            known.update(db.execute(f"SELECT path, entry_id FROM entry_ids WHERE path IN ({marks})", chunk))  # noqa: S608
-    except sqlite3.OperationalError:
-        return {}  # a state from before entry ids were recorded
-    finally:
-        db.close()
-    return known
+    with _read_only(path) as db:
+        if db is None:
+            return {}
+        try:
+            return _entry_ids_for(db, paths)
+        except sqlite3.OperationalError:
+            return {}  # a state from before entry ids were recorded
 
 
 # ---------------------------------------------------------------- the run lock

@@ -21,7 +21,7 @@ from .config import Config
 from .content import Article, collect, is_published, load_bodies
 from .delivery import Transport, envelope_sender, open_transport
 from .errors import DeliveryError, Problem
-from .jobs import LOCK_TIMEOUT, BuildReport, _build_feeds, peek_stable_ids, stable_ids
+from .jobs import LOCK_TIMEOUT, BuildReport, _build_feeds, count, peek_stable_ids, stable_ids
 from .message import RenderedDigest, build_message, make_message_id, render_digest, write_archive
 from .output import safe_join, write_atomic
 from .state import OPEN_STATUSES, Delivery, DigestRecord, State, peek_history, run_lock
@@ -40,19 +40,9 @@ WEB_VARIANT = "web"  # the archive copy's stored rendering; never sent to anyone
 _MAX_LISTED = 20  # failed recipients listed one per line; the rest are counted
 
 
-def count(number: int, noun: str) -> str:
-    """`1 article`, `2 articles`: a number and a regular English noun."""
-    return f"{number} {noun}" + ("" if number == 1 else "s")
-
-
 def feeds_line(build: BuildReport) -> str:
     """What a feeds build did, in the words of `digest build`'s line."""
-    changed = len(build.written) + len(build.removed)
-    return (
-        f"feeds: {build.published} of {count(build.articles, 'article')} published in "
-        f"{count(build.feeds, 'feed')}; "
-        + (f"{count(changed, 'file')} changed" if changed else "no file changed")
-    )
+    return "feeds: " + build.summary()
 
 
 def next_digest(config: Config, now: dt.datetime) -> Digest | None:
