@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from digest import cache
+from digest import db as db_module
 from digest import state as state_module
-from digest.cache import Cache, open_database
+from digest.cache import Cache
+from digest.db import open_database
 from digest.errors import StateError
 from digest.state import (
     MIGRATIONS,
@@ -139,13 +141,11 @@ def test_rendered_parts_are_stored_as_they_were(state: State) -> None:
     assert state.renders(digest_id) == {"all": PARTS}
 
 
-def test_articles_seen_keep_their_first_sighting(state: State) -> None:
-    state.record_articles_seen([("a", "h1")], NOW)
-    later = NOW + dt.timedelta(days=1)
-    state.record_articles_seen([("a", "h1")], later)
-    assert state.article_seen("a") == ("h1", NOW, NOW)
-    state.record_articles_seen([("a", "h2")], later)
-    assert state.article_seen("a") == ("h2", NOW, later)
+def test_articles_seen_are_known_entry_ids(state: State) -> None:
+    state.record_articles_seen(["a"])
+    state.record_articles_seen(["a", "b"])
+    state.stable_entry_ids({"/posts/c/": ("c", NOW)})
+    assert state.known_entry_ids() == {"a", "b", "c"}
 
 
 def test_peek_history_writes_nothing(tmp_path: Path) -> None:
@@ -218,9 +218,10 @@ def test_a_stop_ends_the_wait_for_the_lock_at_once(tmp_path: Path) -> None:
         pass
 
 
-def test_state_uses_the_caches_transaction() -> None:
-    assert state_module.transaction is cache.transaction
+def test_state_and_cache_share_one_database_module() -> None:
+    assert state_module.transaction is cache.transaction is db_module.transaction
     assert not hasattr(state_module, "_transaction")
+    assert not hasattr(cache, "open_database")
 
 
 # ---------------------------------------------------------------- migrations
@@ -237,6 +238,8 @@ def version_1_database(path: Path) -> None:
         ("2025-06-16T08:00:00+08:00", "2025-06-23T08:00:00+08:00", "2025-06-23T08:01:00+08:00"),
     )
     db.execute("INSERT INTO digest_articles VALUES (1, 'tag:example.com,2025-06-20:/posts/a/')")
+    stamp = NOW.isoformat()
+    db.execute("INSERT INTO articles_seen VALUES ('seen-id', 'hash', ?, ?)", (stamp, stamp))
     db.commit()
     db.close()
 
@@ -246,11 +249,15 @@ def test_a_version_1_database_is_migrated_and_keeps_its_history(tmp_path: Path) 
     version_1_database(path)
     opened = State.open(path)
     try:
-        assert schema_version(opened.db) == SCHEMA_VERSION == 2
+        assert schema_version(opened.db) == SCHEMA_VERSION == 3
         history = opened.history()
         assert history.periods == ("2025-W26",)
         assert history.sent_ids == {"tag:example.com,2025-06-20:/posts/a/"}
         assert opened.stable_entry_ids({"/posts/b/": ("id-b", NOW)}) == {"/posts/b/": "id-b"}
+        # Version 3 keeps the ids runs have seen and drops the columns nothing read.
+        assert opened.known_entry_ids() == {"seen-id", "id-b"}
+        columns = [row[1] for row in opened.db.execute("PRAGMA table_info(articles_seen)")]
+        assert columns == ["entry_id"]
     finally:
         opened.close()
     assert peek_history(path).periods == ("2025-W26",)

@@ -1,22 +1,22 @@
 """Caches in the state database: parsed articles, rendered entries, and the last build's fingerprint.
 
 Everything here can be thrown away: deleting the tables costs one cold build, never a wrong output.
-So the tables live beside the state's own (digests, deliveries) in the same SQLite file but carry no
-schema migrations: a cache table from another version is simply dropped and rebuilt.
+So the tables live beside the state's own (digests, deliveries) in the same SQLite file, on the same
+plumbing (`db.py`), but carry no schema migrations: a cache table from another version is simply
+dropped and rebuilt.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import pickle
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .content import Article, RenderedEntry
-from .errors import Problem, StateError
+from .db import meta_version, select_in, transaction
+from .errors import Problem
 
 CACHE_VERSION = 3
 
@@ -32,29 +32,13 @@ CREATE TABLE IF NOT EXISTS build_record (
 """
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """The state database, created with its folder when missing; WAL so readers never block the writer."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-    except (OSError, sqlite3.Error) as exc:
-        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
-    return connection
-
-
 class Cache:
     """The parse cache `content.collect` uses, the render cache, and build fingerprints."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
-        try:
-            row = self.db.execute("SELECT value FROM cache_meta WHERE name='version'").fetchone()
-        except sqlite3.OperationalError:
-            row = None
-        if row is not None and row[0] != str(CACHE_VERSION):
+        version = meta_version(self.db, "cache_meta", "version")
+        if version is not None and version != CACHE_VERSION:
             self.db.executescript(
                 "DROP TABLE IF EXISTS parse_cache; DROP TABLE IF EXISTS render_cache; "
                 "DROP TABLE IF EXISTS build_fingerprint; DROP TABLE IF EXISTS build_record; "
@@ -102,17 +86,9 @@ class Cache:
     # -- render cache
 
     def rendered(self, keys: Iterable[str]) -> dict[str, RenderedEntry]:
-        wanted = list(keys)
-        found: dict[str, RenderedEntry] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, html, summary, image in self.db.execute(
-                f"SELECT key, html, summary, image FROM render_cache WHERE key IN ({marks})",  # noqa: S608
-                chunk,
-            ):
-                found[key] = RenderedEntry(html, summary, image)
-        return found
+        query = "SELECT key, html, summary, image FROM render_cache WHERE key IN ({marks})"
+        rows = select_in(self.db, query, list(keys))
+        return {key: RenderedEntry(html, summary, image) for key, html, summary, image in rows}
 
     def store_rendered(self, entries: dict[str, RenderedEntry], keep: set[str]) -> None:
         with transaction(self.db):
@@ -165,15 +141,3 @@ class Cache:
                 "INSERT OR REPLACE INTO build_record VALUES (?, ?, ?, ?, ?)",
                 (folder, signature, window[0].isoformat(), window[1].isoformat(), pickle.dumps(report)),
             )
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (connections here are in autocommit mode)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

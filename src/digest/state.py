@@ -1,8 +1,9 @@
 """What was sent, durably: the articles seen, the digests, one row per (digest, recipient), the run lock,
 and the feed entry id each article's path was first published with (`State.stable_entry_ids`).
 
-The tables live in the state database beside the caches (`cache.py`), but unlike the caches they are
-never thrown away, so they carry a schema version (`state_meta`) and migrations. Every change is one
+The tables live in the state database beside the caches (`cache.py`), both on `db.py`'s plumbing, but
+unlike the caches they are never thrown away, so they carry a schema version (`state_meta`) and
+migrations. Every change is one
 `BEGIN IMMEDIATE … COMMIT`: a kill at any instant leaves either the old or the new state, never half.
 
 The exactly-once protocol `jobs.run` follows with these functions:
@@ -36,12 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .cache import open_database, transaction
+from .db import meta_version, open_database, open_read_only, select_in, transaction
+from .db import migrate as migrate_schema
 from .errors import StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Migration n brings the schema from version n-1 to n. Append, never edit: a database in the field may
 # be at any earlier version. Each runs in the same transaction as the version bump.
@@ -100,13 +102,20 @@ MIGRATIONS: dict[int, str] = {
         first_published TEXT NOT NULL
     );
     """,
+    # articles_seen keeps only which entry ids runs have seen (`known_entry_ids`): the content hash and
+    # the first-seen and changed times were written and never read.
+    3: """
+    CREATE TABLE articles_seen_new (entry_id TEXT PRIMARY KEY) WITHOUT ROWID;
+    INSERT INTO articles_seen_new SELECT entry_id FROM articles_seen;
+    DROP TABLE articles_seen;
+    ALTER TABLE articles_seen_new RENAME TO articles_seen;
+    """,
 }
 
 DeliveryStatus = Literal["pending", "sent", "failed", "deferred", "cancelled"]
 # Deliveries a run still has to make: never tried (or killed in flight), or refused for now (4xx).
 OPEN_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "deferred")
 _OPEN_SQL = "('pending', 'deferred')"
-_CHUNK = 500  # parameters per `IN (…)`; SQLite's limit is 32,766 (999 before 3.32)
 
 
 @dataclass(frozen=True)
@@ -147,31 +156,13 @@ def _iso(value: dt.datetime) -> str:
 
 
 def schema_version(db: sqlite3.Connection) -> int:
-    try:
-        row = db.execute("SELECT value FROM state_meta WHERE name = 'schema_version'").fetchone()
-    except sqlite3.OperationalError:  # no state_meta yet: a new database, or one only `build` used
-        return 0
-    return int(row[0]) if row else 0
+    """0 for a new database, or one only `build` used (no state_meta yet)."""
+    return meta_version(db, "state_meta", "schema_version") or 0
 
 
 def migrate(db: sqlite3.Connection) -> None:
     """Bring the state tables to SCHEMA_VERSION, one transaction per step; refuse a newer database."""
-    current = schema_version(db)
-    if current > SCHEMA_VERSION:
-        raise StateError(
-            f"the state database has schema version {current}, newer than this digest ({SCHEMA_VERSION})",
-            hint="upgrade digest; an older one must not write to it",
-        )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        with transaction(db):
-            # Re-read inside the write lock: another process may have migrated meanwhile.
-            if schema_version(db) >= version:
-                continue
-            db.execute("CREATE TABLE IF NOT EXISTS state_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute("INSERT OR REPLACE INTO state_meta VALUES ('schema_version', ?)", (str(version),))
+    migrate_schema(db, MIGRATIONS, table="state_meta", what="state database")
 
 
 class State:
@@ -199,24 +190,12 @@ class State:
 
     # -- articles seen
 
-    def record_articles_seen(self, articles: Iterable[tuple[str, str]], now: dt.datetime) -> None:
-        """(entry id, content hash) of every readable article; first_seen is kept, `changed` moves."""
-        stamp = _iso(now)
+    def record_articles_seen(self, entry_ids: Iterable[str]) -> None:
+        """The entry ids of every readable article a run saw (see `known_entry_ids`)."""
         with transaction(self.db):
             self.db.executemany(
-                "INSERT INTO articles_seen VALUES (?, ?, ?, ?) ON CONFLICT (entry_id) DO UPDATE SET "
-                "content_hash = excluded.content_hash, changed = excluded.changed "
-                "WHERE content_hash != excluded.content_hash",
-                [(entry_id, content_hash, stamp, stamp) for entry_id, content_hash in articles],
+                "INSERT OR IGNORE INTO articles_seen VALUES (?)", [(entry_id,) for entry_id in entry_ids]
             )
-
-    def article_seen(self, entry_id: str) -> tuple[str, dt.datetime, dt.datetime] | None:
-        row = self.db.execute(
-            "SELECT content_hash, first_seen, changed FROM articles_seen WHERE entry_id = ?", (entry_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        return str(row[0]), dt.datetime.fromisoformat(row[1]), dt.datetime.fromisoformat(row[2])
 
     # -- entry ids, stable for an article's life
 
@@ -414,33 +393,13 @@ def _fully_synced(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def _entry_ids_for(db: sqlite3.Connection, paths: Sequence[str]) -> dict[str, str]:
-    known: dict[str, str] = {}
-    for start in range(0, len(paths), _CHUNK):
-        chunk = list(paths[start : start + _CHUNK])
-        marks = ",".join("?" * len(chunk))
-        known.update(db.execute(f"SELECT path, entry_id FROM entry_ids WHERE path IN ({marks})", chunk))  # noqa: S608
-    return known
-
-
-@contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
-    """The state database opened read-only (None when there is none yet): nothing is created or written."""
-    if not path.exists():
-        yield None
-        return
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error as exc:
-        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
-    try:
-        yield db
-    finally:
-        db.close()
+    query = "SELECT path, entry_id FROM entry_ids WHERE path IN ({marks})"
+    return dict(select_in(db, query, paths))
 
 
 def peek_history(path: Path) -> History:
     """The history, read-only (for previews)."""
-    with _read_only(path) as db:
+    with open_read_only(path) as db:
         if db is None:
             return History(None, frozenset(), ())
         try:
@@ -451,7 +410,7 @@ def peek_history(path: Path) -> History:
 
 def peek_entry_ids(path: Path, paths: Sequence[str]) -> dict[str, str]:
     """The entry ids recorded for these permalink paths, read-only (for previews); {} without a state."""
-    with _read_only(path) as db:
+    with open_read_only(path) as db:
         if db is None:
             return {}
         try:

@@ -210,7 +210,7 @@ def _run_locked(
         report.build = _build_feeds(
             config, now, articles, collection.problems, cache, parsed=collection.parsed
         )
-        state.record_articles_seen(((a.entry_id, a.content_hash) for a in articles), now)
+        state.record_articles_seen(a.entry_id for a in articles)
 
         # A killed run's digest is finished, exactly as it was recorded, before anything new is composed.
         for record in state.unfinished():

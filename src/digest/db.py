@@ -1,0 +1,108 @@
+"""The SQLite plumbing that the durable state (`state.py`) and the disposable caches (`cache.py`) share:
+opening the database file, one transaction, migrations, and a query over many keys.
+
+Nothing here knows a table of either: it is the floor both stand on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import StateError
+
+# Parameters per `IN (…)`; SQLite's limit is 32,766 (999 before 3.32).
+CHUNK = 500
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """The state database, created with its folder when missing; WAL so readers never block the writer."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except (OSError, sqlite3.Error) as exc:
+        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
+    return connection
+
+
+@contextlib.contextmanager
+def open_read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """The database opened read-only (None when there is none yet): nothing is created or written."""
+    if not path.exists():
+        yield None
+        return
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (connections here are in autocommit mode)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def select_in(db: sqlite3.Connection, query: str, keys: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query` for every key, where `query` holds one `IN ({marks})`; asked in chunks of
+    CHUNK keys, so any number of keys stays under SQLite's limit on parameters."""
+    for start in range(0, len(keys), CHUNK):
+        chunk = list(keys[start : start + CHUNK])
+        yield from db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+
+
+def meta_version(db: sqlite3.Connection, table: str, name: str) -> int | None:
+    """The version recorded in a `(name, value)` table, or None when the table or the row is missing."""
+    try:
+        row = db.execute(f"SELECT value FROM {table} WHERE name = ?", (name,)).fetchone()  # noqa: S608
+    except sqlite3.OperationalError:
+        return None
+    if row is None:
+        return None
+    try:
+        return int(row[0])
+    except ValueError:
+        return -1  # written by something else: no version this code knows
+
+
+def migrate(
+    db: sqlite3.Connection, migrations: Mapping[int, str], *, table: str, what: str = "database"
+) -> None:
+    """Bring the schema to the last of `migrations` (n brings it from n-1 to n), one transaction per step,
+    each with its version bump in `table`; refuse a database newer than the code."""
+    latest = max(migrations)
+    current = meta_version(db, table, "schema_version") or 0
+    if current > latest:
+        raise StateError(
+            f"the {what} has schema version {current}, newer than this digest ({latest})",
+            hint="upgrade digest; an older one must not write to it",
+        )
+    for version in range(current + 1, latest + 1):
+        with transaction(db):
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            if (meta_version(db, table, "schema_version") or 0) >= version:
+                continue
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            for statement in migrations[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                f"INSERT OR REPLACE INTO {table} VALUES ('schema_version', ?)",  # noqa: S608
+                (str(version),),
+            )
