@@ -7,10 +7,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from digest.compose import select_digest
 from digest.config import load_config
 from digest.content import collect
-from digest.message import build_message, make_message_id, render_digest
+from digest.message import build_message, make_message_id
+from digest.selection import select_digest
+from digest.templating import render_digest
 
 PROJECT = Path(__file__).resolve().parent.parent  # bench/ is in the repository root
 NOW = dt.datetime(2025, 6, 30, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -18,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from digest.compose import Digest
 from digest.config import Config, load_config
 from digest.jobs import next_digest, run
-from digest.message import build_message, make_message_id, render_digest
+from digest.message import build_message, make_message_id
+from digest.selection import Digest
+from digest.templating import render_digest
 
 PROJECT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime(2025, 6, 30, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

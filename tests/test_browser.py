@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser
 
-from digest.message import fill_recipient, render_digest
+from digest.message import fill_recipient
 from digest.preview import PreviewServer, serve
+from digest.templating import render_digest
 from test_compose import SEED, at, configured
 from test_message import UTM, digest_of
 

@@ -1,4 +1,4 @@
-"""Which articles a digest holds, grouped and ordered (compose.py)."""
+"""Which articles a digest holds, grouped and ordered (selection.py), and how it reads (present.py)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,11 @@ from typing import Any
 
 import pytest
 
-from digest.compose import (
-    Digest,
-    for_topics,
-    format_date,
-    move_oldest_to_overflow,
-    period_of,
-    select_digest,
-    with_utm,
-)
 from digest.config import Config
 from digest.content import Article, collect
 from digest.feeds import topic_slug
+from digest.present import format_date, with_utm
+from digest.selection import Digest, for_topics, move_oldest_to_overflow, period_of, select_digest
 
 from conftest import NOW, SEEDS, Site, article_text
 

@@ -391,16 +391,17 @@ def test_an_article_becomes_published_when_its_time_comes_without_any_file_chang
 
 
 def test_a_derived_summary_is_cut_by_characters_at_a_sentence_end(site: Site) -> None:
-    from digest.render import summary_text
+    from digest.render import article_html, summary_text
 
     body = (
         "### 标题不算\n\n" + "第一句话很短。" * 5 + "\n\n第二段接着说，" + "这是很长的中文内容" * 30 + "。\n"
     )
     site.add("zh.md", article_text(title="中文", body=body))
     [article] = collect(site.config()).articles
-    summary = summary_text(article, 40)
+    html = article_html(article)
+    summary = summary_text(article, html, 40)
     assert summary == "第一句话很短。" * 5  # 35 characters, ending at the last full stop before 40
-    longer = summary_text(article, 80)
+    longer = summary_text(article, html, 80)
     assert longer.startswith("第一句话很短。" * 5 + "第二段接着说，")  # no space between paragraphs
     assert len(longer) == 80 and longer.endswith("…")
     assert "标题" not in longer

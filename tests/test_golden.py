@@ -89,9 +89,10 @@ DIGEST_GOLDEN = PROJECT / "tests" / "golden" / "digest"
 
 def test_seed_digest_matches_the_golden_files(seeds_site: Path) -> None:
     """The digest of the shipped seeds at NOW: its web copy, its text part and one whole message."""
-    from digest.compose import select_digest
     from digest.content import collect
-    from digest.message import build_message, make_message_id, render_digest, write_archive
+    from digest.message import build_message, make_message_id
+    from digest.selection import select_digest
+    from digest.templating import archive_files, render_digest
 
     config = load_config(seeds_site / "config.toml")
     digest = select_digest(collect(config).articles, config, NOW)
@@ -100,7 +101,7 @@ def test_seed_digest_matches_the_golden_files(seeds_site: Path) -> None:
     recipient = "reader@example.org"
     message_id = make_message_id(digest.period, recipient, config)
     produced = {
-        "web.html": write_archive(digest, config)[f"{digest.period}.html"],
+        "web.html": archive_files(digest, config)[f"{digest.period}.html"],
         "digest.txt": rendered.text.encode("utf-8"),
         "message.eml": build_message(
             rendered, config, to=recipient, to_name="读者", message_id=message_id, date=NOW

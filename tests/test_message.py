@@ -14,19 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from digest.compose import Digest, select_digest
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import (
+from digest.message import build_message, fill_recipient, make_message_id
+from digest.selection import Digest, select_digest
+from digest.templating import (
     RenderedDigest,
-    build_message,
+    archive_files,
     encoded_size,
-    fill_recipient,
     links,
-    make_message_id,
     render_digest,
     template_folders,
-    write_archive,
 )
 from test_compose import SEED, SEED_TITLE, articles, at, configured
 
@@ -545,11 +543,11 @@ def test_web_copy_has_no_personal_links_and_the_archive_has_an_index(site: Site)
     assert "unsubscribe" not in web.html and "preferences" not in web.html
     assert "x-digest-recipient" not in web.html + web.text
     assert SEED_TITLE in web.html
-    files = write_archive(digest, config, ["2025-W25", "2025-W26"], rendered=web)
+    files = archive_files(digest, config, ["2025-W25", "2025-W26"], rendered=web)
     assert set(files) == {"2025-W27.html", "index.html"}
     assert files["2025-W27.html"] == web.html.encode("utf-8")
     index = files["index.html"].decode("utf-8")
     hrefs = [u for u in links(index) if "/digests/" in u and u.endswith(".html") and "index" not in u]
     assert hrefs == [f"https://example.com/feeds/digests/2025-W{w}.html" for w in (27, 26, 25)]
     with pytest.raises(DigestError, match="not a digest period"):
-        write_archive(digest, config, ["../../etc/passwd"], rendered=web)
+        archive_files(digest, config, ["../../etc/passwd"], rendered=web)

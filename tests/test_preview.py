@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
 import http.client
 import queue
 import shutil
@@ -13,12 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from digest import jobs
-from digest.compose import select_digest
 from digest.config import load_config
-from digest.message import fill_recipient, render_digest
+from digest.message import fill_recipient
 from digest.preview import PreviewServer, build_preview, render_page, serve, write_preview
+from digest.selection import select_digest
+from digest.templating import render_digest
 from test_compose import SEED, SEED_TITLE, articles, at
 
 from conftest import BASE_CONFIG, NOW, PROJECT, Site, article_text
@@ -100,7 +101,7 @@ def test_after_this_weeks_digest_went_out_the_preview_is_next_weeks(site: Site) 
     assert "写在周报之后" in preview.html and "Alpha" not in preview.html
     assert "2025-W28" in preview.html and "2025-W27" not in preview.html  # subject, links, heading
     page = render_page("t", preview.html, list(preview.warnings), 1, "nonce", preview=preview)
-    assert f'<li class="notice">{html.escape(preview.notice)}</li>' in page
+    assert f'<li class="notice">{escape(preview.notice)}</li>' in page
     assert "<h2>Digest 2025-W28</h2>" in page
     # Nothing new since: the notice still says which digest went out.
     (site.content / "late.md").unlink()

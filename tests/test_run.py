@@ -17,16 +17,13 @@ from digest import jobs
 from digest.cli import main
 from digest.config import Config, load_config
 from digest.errors import DigestError, Problem, StateError
-from digest.jobs import BuildReport
+from digest.exits import CONTENT_ERRORS as EXIT_CONTENT_ERRORS
+from digest.exits import DELIVERY_FAILED as EXIT_DELIVERY_FAILED
+from digest.exits import NOTHING_NEW as EXIT_NOTHING_NEW
+from digest.exits import OK as EXIT_OK
+from digest.exits import run_status
+from digest.reports import BuildReport, RunReport, count
 from digest.state import State, StoppedWaiting, run_lock
-from digest.weekly import (
-    EXIT_CONTENT_ERRORS,
-    EXIT_DELIVERY_FAILED,
-    EXIT_NOTHING_NEW,
-    EXIT_OK,
-    RunReport,
-    count,
-)
 
 from conftest import NOW, Site, article_text
 from smtp_server import write_run_config, write_subscribers
@@ -97,14 +94,14 @@ def test_the_first_run_sends_each_subscriber_their_topics_and_the_second_sends_n
 
 
 def test_next_week_only_what_is_new_goes_out_including_a_late_arrival(run_site: Site) -> None:
-    assert jobs.run(config_of(run_site), NOW).exit_code() == 0
+    assert run_status(jobs.run(config_of(run_site), NOW)) == 0
     # After the W27 digest went out: a new article, and one dated in W26 that only appeared now.
     run_site.add("c.md", article_text("Gamma", "2025-07-03T10:00:00+08:00", main_topics=["AI"]))
     run_site.add("late.md", article_text("Late", "2025-06-28T10:00:00+08:00", main_topics=["AI"]))
     # A re-imported archive article is older than [digest] max_age (30 days): it does not flood anyone.
     run_site.add("old.md", article_text("Ancient", "2025-04-01T10:00:00+08:00", main_topics=["AI"]))
     report = jobs.run(config_of(run_site), NOW + WEEK)
-    assert (report.period, report.articles, report.exit_code()) == ("2025-W28", 2, 0)
+    assert (report.period, report.articles, run_status(report)) == ("2025-W28", 2, 0)
     text = text_of(outbox(run_site)["2025-W28--all@example.com.eml"])
     assert "Gamma" in text and "Late" in text
     assert "Alpha" not in text and "Beta" not in text and "Ancient" not in text
@@ -168,7 +165,7 @@ def test_an_interrupted_digest_is_finished_with_the_content_it_was_recorded_with
     stop = threading.Event()
     stop.set()  # as SIGTERM does to the scheduler: the digest is recorded, nothing more is sent
     first = jobs.run(config_of(run_site), NOW, stop=stop)
-    assert (first.sent, first.left, first.exit_code()) == (0, 3, 4)
+    assert (first.sent, first.left, run_status(first)) == (0, 3, 4)
     assert first.summary_lines()[-1] == "stopped: asked to stop; 3 recipients are left for the next run"
 
     # Between the interruption and the resume an article is edited and a subscriber leaves.
@@ -176,7 +173,7 @@ def test_an_interrupted_digest_is_finished_with_the_content_it_was_recorded_with
     write_subscribers(run_site.root, [("a@example.com", "", ""), ("b@example.com", "", "")])
     second = jobs.run(config_of(run_site), NOW + dt.timedelta(hours=1))
     assert (second.resumed, second.period, second.sent, second.cancelled) == (["2025-W27"], None, 2, 1)
-    assert second.exit_code() == 0
+    assert run_status(second) == 0
     messages = outbox(run_site)
     assert sorted(messages) == ["2025-W27--a@example.com.eml", "2025-W27--b@example.com.eml"]
     for message in messages.values():
@@ -184,7 +181,7 @@ def test_an_interrupted_digest_is_finished_with_the_content_it_was_recorded_with
         assert message["Date"] == "Mon, 30 Jun 2025 08:00:00 +0800"  # the digest's time, not the resume's
     # The edited article was in a digest: it is not "new" next week.
     third = jobs.run(config_of(run_site), NOW + WEEK)
-    assert third.exit_code() == 5
+    assert run_status(third) == 5
 
 
 def test_a_second_run_waits_for_the_lock_then_says_why_it_gave_up(run_site: Site) -> None:
@@ -277,13 +274,13 @@ def test_the_run_summary_says_one_thing_in_the_singular() -> None:
 def test_exit_statuses_are_the_constants_the_cli_uses() -> None:
     assert (EXIT_OK, EXIT_CONTENT_ERRORS, EXIT_DELIVERY_FAILED, EXIT_NOTHING_NEW) == (0, 3, 4, 5)
     report = RunReport(now=NOW)
-    assert report.exit_code() == EXIT_NOTHING_NEW
+    assert run_status(report) == EXIT_NOTHING_NEW
     report.period = "2025-W27"
-    assert report.exit_code() == EXIT_OK
+    assert run_status(report) == EXIT_OK
     report.problems = [Problem("x.md", "unreadable")]
-    assert report.exit_code() == EXIT_CONTENT_ERRORS
+    assert run_status(report) == EXIT_CONTENT_ERRORS
     report.left = 1
-    assert report.exit_code() == EXIT_DELIVERY_FAILED
+    assert run_status(report) == EXIT_DELIVERY_FAILED
 
 
 def test_a_run_told_to_stop_while_waiting_for_the_lock_gives_up_at_once(run_site: Site) -> None:
@@ -298,9 +295,9 @@ def test_a_run_told_to_stop_while_waiting_for_the_lock_gives_up_at_once(run_site
 
 
 def test_correcting_the_date_of_a_sent_article_does_not_send_it_again(run_site: Site) -> None:
-    assert jobs.run(config_of(run_site), NOW).exit_code() == EXIT_OK
+    assert run_status(jobs.run(config_of(run_site), NOW)) == EXIT_OK
     # The editor corrects Alpha's date after it went out; nothing else is new next week.
     run_site.add("a.md", article_text("Alpha", "2025-06-24T10:00:00+08:00", main_topics=["AI"]))
     report = jobs.run(config_of(run_site), NOW + WEEK)
-    assert report.exit_code() == EXIT_NOTHING_NEW
+    assert run_status(report) == EXIT_NOTHING_NEW
     assert jobs.next_digest(config_of(run_site), NOW + WEEK) is None

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest import jobs
-from digest.config import load_config
-from digest.cron import crontab_days, make_trigger
+from digest.config import Config, load_config
+from digest.cron import crontab_days, make_trigger, run_trigger
 from digest.errors import ConfigError
-from digest.scheduler import missed_run, next_run
+from digest.scheduler import missed_run
 from digest.state import State, run_lock
 
 from conftest import NOW, Site, article_text
@@ -30,6 +30,14 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 # ---------------------------------------------------------------- cron in the site timezone
+
+
+def next_run(config: Config, after: dt.datetime) -> dt.datetime | None:
+    """The first scheduled digest run strictly after `after`, as the scheduler's trigger has it."""
+    fire: dt.datetime | None = run_trigger(config).get_next_fire_time(
+        None, after + dt.timedelta(microseconds=1)
+    )
+    return fire
 
 
 def test_next_run_is_in_the_site_timezone(site: Site) -> None:

@@ -12,11 +12,14 @@ import datetime as dt
 import pickle
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .content import Article, RenderedEntry
+from .content import Article
 from .db import meta_version, select_in, transaction
 from .errors import Problem
+
+if TYPE_CHECKING:
+    from .render import RenderedEntry
 
 CACHE_VERSION = 3
 
@@ -86,18 +89,22 @@ class Cache:
     # -- render cache
 
     def rendered(self, keys: Iterable[str]) -> dict[str, RenderedEntry]:
+        from .render import RenderedEntry  # the render stage's type; Markdown and nh3 load with it
+
         query = "SELECT key, html, summary, image FROM render_cache WHERE key IN ({marks})"
         rows = select_in(self.db, query, list(keys))
         return {key: RenderedEntry(html, summary, image) for key, html, summary, image in rows}
 
-    def store_rendered(self, entries: dict[str, RenderedEntry], keep: set[str]) -> None:
+    def store_rendered(self, entries: dict[str, RenderedEntry], keep: set[str] | None) -> None:
+        """Remember these renderings; with `keep`, forget every other one not in it."""
         with transaction(self.db):
             self.db.executemany(
                 "INSERT OR REPLACE INTO render_cache VALUES (?, ?, ?, ?)",
                 [(k, e.html, e.summary, e.image) for k, e in entries.items()],
             )
-            stale = {k for (k,) in self.db.execute("SELECT key FROM render_cache")} - keep
-            self.db.executemany("DELETE FROM render_cache WHERE key = ?", [(k,) for k in stale])
+            if keep is not None:
+                stale = {k for (k,) in self.db.execute("SELECT key FROM render_cache")} - keep
+                self.db.executemany("DELETE FROM render_cache WHERE key = ?", [(k,) for k in stale])
 
     # -- build fingerprints
 

@@ -1,13 +1,7 @@
-"""The command line: parse options, call one function per command, print what happened.
+"""The command line: parse options, call one function of `jobs.py` per command, print what happened.
 
-Exit status (documented in the README; cron and systemd read it):
-  0  done: feeds built, the digest sent (or nothing was wrong, for `check`)
-  1  error: bad config, unusable state, or (for `check`) any problem found
-  2  usage error (click)
-  3  some articles were skipped as unreadable; everything else was published
-  4  some deliveries failed: refused (5xx, final), deferred (4xx) or left when delivery stopped;
-     the next run retries the deferred and the left ones
-  5  nothing new to send (`run` only)
+The exit statuses are `exits.py`'s; `digest --help` lists them from there, and the README's CLI
+reference is generated from `--help` (cog), so the three cannot disagree.
 """
 
 from __future__ import annotations
@@ -19,10 +13,10 @@ from typing import Any
 
 import click
 
+from . import exits
 from .config import Config, load_config
 from .errors import DigestError
-
-EXIT_ERROR = 1  # the CLI's own; the job's statuses (0, 3, 4, 5) are weekly.EXIT_*
+from .reports import count
 
 
 class _Now(click.ParamType):  # type: ignore[type-arg]
@@ -64,10 +58,9 @@ def _report_problems(problems: list[Any]) -> None:
         click.echo(f"skipped: {problem}", err=True)
 
 
-_EPILOG = """\b
-Exit status: 0 done; 1 error (config, state, or problems found by check);
-2 usage; 3 some articles skipped as unreadable; 4 some deliveries failed;
-5 nothing new to send (run)."""
+_EPILOG = "\b\nExit status:\n" + "\n".join(
+    f"  {status}  {meaning}" for status, meaning in exits.DESCRIPTIONS.items()
+)
 
 
 class _Commands(click.Group):
@@ -108,14 +101,9 @@ def build(ctx: click.Context, now: dt.datetime | None) -> None:
     config = _config(ctx)
     report = jobs.build(config, _resolve_now(now, config))
     _report_problems(report.problems)
-    skipped = f"; {jobs.count(len(report.problems), 'article')} skipped" if report.problems else ""
+    skipped = f"; {count(len(report.problems), 'article')} skipped" if report.problems else ""
     click.echo(report.summary() + skipped)
-    if report.problems:
-        # Imported here, not at the top: weekly loads the digest's modules (~0.3 s) that a build,
-        # and `digest --help`, should not pay for.
-        from .weekly import EXIT_CONTENT_ERRORS
-
-        ctx.exit(EXIT_CONTENT_ERRORS)
+    ctx.exit(exits.build_status(report))
 
 
 @main.command(short_help="Validate the config and every article.")
@@ -129,8 +117,8 @@ def check(ctx: click.Context) -> None:
     for problem in problems:
         click.echo(str(problem))
     if problems:
-        click.echo(jobs.count(len(problems), "problem"), err=True)
-        ctx.exit(EXIT_ERROR)
+        click.echo(count(len(problems), "problem"), err=True)
+        ctx.exit(exits.ERROR)
     click.echo("config and articles OK")
 
 
@@ -146,7 +134,7 @@ def run(ctx: click.Context, now: dt.datetime | None) -> None:
     _report_problems(report.problems)
     for line in report.summary_lines():
         click.echo(line)
-    ctx.exit(report.exit_code())
+    ctx.exit(exits.run_status(report))
 
 
 @main.command()

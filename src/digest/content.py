@@ -79,15 +79,6 @@ def topic_key(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class RenderedEntry:
-    """What rendering produced for one article: safe HTML content and a plain-text summary."""
-
-    html: str
-    summary: str
-    image: str
-
-
-@dataclass(frozen=True)
 class Topic:
     key: str
     name: str  # the first spelling seen

@@ -27,6 +27,7 @@ from typing import Literal, Protocol
 from .config import Config, DeliveryConfig
 from .errors import DeliveryError
 from .output import safe_join, write_atomic
+from .text import one_line
 
 Sleep = Callable[[float], None]
 
@@ -324,8 +325,7 @@ class Smtp:
 
 
 def _text(message: bytes | str) -> str:
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    return " ".join(text.split())
+    return one_line(message.decode("utf-8", "replace") if isinstance(message, bytes) else message)
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:

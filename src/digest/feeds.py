@@ -20,8 +20,9 @@ from typing import Any
 from urllib.parse import quote, urljoin
 
 from .config import Config
-from .content import Article, RenderedEntry, Topic, clean_xml_text, site_topics, topic_key
+from .content import Article, Topic, clean_xml_text, site_topics, topic_key
 from .errors import OutputError
+from .render import RenderedEntry
 
 SITE_FEED = "index"
 GENERATOR = "digest"

@@ -1,18 +1,23 @@
-"""The stages wired together: every entry point (CLI, scheduler, tests) calls these functions.
+"""The one orchestration layer: every entry point (CLI, scheduler, preview, tests) calls these functions.
 
-Only this module (with the CLI and the scheduler above it) decides when to touch the state database and
-the output folders; the stages it calls are pure.
+`build` writes the feeds; `run` is the weekly job (feeds first, then the digest's steps from
+`weekly.py`); `check` finds every problem either would meet; `upcoming` is the next digest as the
+preview shows it; the scheduler's record of its runs is read and written here too. Only this module
+decides when to open the state database and touch the output folders; the stages it calls are pure or
+are handed what they need.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,48 +25,22 @@ from urllib.parse import urlsplit
 from . import __version__
 from .cache import Cache
 from .config import Config
-from .content import Article, RenderedEntry, collect, is_published, load_bodies, scan, tree_signature
+from .content import Article, collect, is_published, load_bodies, scan, tree_signature
 from .errors import DigestError, OutputError, Problem
 from .output import read_manifest, write_tree
-from .state import State, peek_entry_ids, run_lock
+from .reports import BuildReport, RunReport
+from .state import History, State, peek_entry_ids, peek_history, run_lock
 
 if TYPE_CHECKING:
-    from .compose import Digest
-    from .feeds import FeedPlan
-    from .weekly import RunReport
+    from .render import RenderedEntry
+    from .selection import Digest
+
+log = logging.getLogger(__name__)
 
 RENDER_VERSION = 1
 # How long a manual `digest run` or `build` waits for another run (the scheduler's) to release the state.
 LOCK_TIMEOUT = 30.0
 _PARALLEL_RENDER_THRESHOLD = 60
-
-
-@dataclass
-class BuildReport:
-    """What `build` did, for the CLI to print and for tests to assert."""
-
-    articles: int = 0
-    published: int = 0
-    feeds: int = 0
-    parsed: int = 0
-    rendered: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    up_to_date: bool = False  # nothing could have changed, so nothing was rendered
-
-    def summary(self) -> str:
-        """`4 of 7 articles published in 8 feeds; 10 files changed`: what `build` and `run` print."""
-        changed = len(self.written) + len(self.removed)
-        files = f"{count(changed, 'file')} changed" if changed else "no file changed"
-        feeds = count(self.feeds, "feed")
-        return f"{self.published} of {count(self.articles, 'article')} published in {feeds}; {files}"
-
-
-def count(number: int, noun: str) -> str:
-    """`1 article`, `2 articles`: a number and a regular English noun."""
-    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def build(
@@ -207,7 +186,7 @@ def _build_feeds(
     # `run`, at another time); `build` records anew when it is the caller.
     cache.forget_build_record(str(folder))
 
-    entries = render_entries(plan, config, cache, workers)
+    entries = render_entries(plan.articles, config, cache, workers)
     report.rendered = len(entries)
     files = render_files(plan, entries, config)
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
@@ -246,22 +225,21 @@ def _render_key(article: Article, config: Config) -> str:
     return f"{RENDER_VERSION}:{config.content.summary_chars}:{digest}"
 
 
-def _render_one(article: Article, summary_chars: int) -> RenderedEntry:
-    from .render import article_html, image_url, summary_text
-
-    html = article_html(article)
-    return RenderedEntry(html, summary_text(article, summary_chars, rendered_html=html), image_url(article))
-
-
 def render_entries(
-    plan: FeedPlan, config: Config, cache: Cache | None, workers: int | None = None
+    articles: Sequence[Article],
+    config: Config,
+    cache: Cache | None,
+    workers: int | None = None,
+    *,
+    prune: bool = True,
 ) -> dict[str, RenderedEntry]:
-    """Rendered HTML and summary of every article that lands in some feed, by entry id.
+    """Rendered HTML, summary and image of each article (`render.render_entry`), by entry id.
 
-    Markdown is rendered only for these articles, only when the cache has no rendering of the same bytes,
-    and on every core when there are many.
+    Markdown is rendered only when the cache has no rendering of the same bytes, and on every core when
+    there are many. `prune` (a feeds build) drops the cache's renderings of every other article.
     """
-    articles = plan.articles
+    from .render import render_entry  # Markdown and nh3 load only when something is rendered
+
     keys = {a.entry_id: _render_key(a, config) for a in articles}
     cached = cache.rendered(keys.values()) if cache is not None else {}
     missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in cached])
@@ -273,17 +251,17 @@ def render_entries(
         with ProcessPoolExecutor(max_workers=cores) as pool:
             fresh = list(
                 pool.map(
-                    _render_one,
+                    render_entry,
                     missing,
                     [chars] * len(missing),
                     chunksize=max(1, len(missing) // (cores * 4)),
                 )
             )
     else:
-        fresh = [_render_one(a, chars) for a in missing]
+        fresh = [render_entry(a, chars) for a in missing]
     new_entries = {keys[a.entry_id]: entry for a, entry in zip(missing, fresh, strict=True)}
     if cache is not None:
-        cache.store_rendered(new_entries, keep=set(keys.values()))
+        cache.store_rendered(new_entries, keep=set(keys.values()) if prune else None)
     by_key = {**cached, **new_entries}
     return {entry_id: by_key[key] for entry_id, key in keys.items()}
 
@@ -322,13 +300,6 @@ def check(config: Config) -> list[Problem]:
 # ---------------------------------------------------------------- the weekly job
 
 
-def next_digest(config: Config, now: dt.datetime) -> Digest | None:
-    """The digest that would go out at `now` (see weekly.next_digest); read-only."""
-    from .weekly import next_digest as compose_next
-
-    return compose_next(config, now)
-
-
 def run(
     config: Config,
     now: dt.datetime,
@@ -337,8 +308,149 @@ def run(
     stop: threading.Event | None = None,
     lock_timeout: float = LOCK_TIMEOUT,
 ) -> RunReport:
-    """The weekly job once (see weekly.run). Imported on call: delivery and message rendering cost
-    start-up time that `digest build` should not pay."""
-    from .weekly import run as run_weekly
+    """The weekly job once: collect, build the feeds, then check what delivery needs, finish an
+    interrupted digest, compose what is new, record it, write its web copy, deliver it, and record each
+    delivery as it is accepted.
 
-    return run_weekly(config, now, sleep=sleep, stop=stop, lock_timeout=lock_timeout)
+    `stop` (set by the scheduler on SIGTERM) ends the run promptly: waiting for the run lock gives up
+    (`state.StoppedWaiting`), an SMTP backoff is cut short, and delivery ends after the message in
+    hand is recorded. `sleep` replaces the backoff's wait on `stop` (tests pass one that records it).
+    """
+    now = config.site.localize(now)
+    stop = stop or threading.Event()
+    with run_lock(config.state.path, lock_timeout, stop=stop):
+        state = State.open(config.state.path)
+        try:
+            return _run_locked(config, now, state, sleep, stop)
+        finally:
+            state.close()
+
+
+def _run_locked(
+    config: Config,
+    now: dt.datetime,
+    state: State,
+    sleep: Callable[[float], None] | None,
+    stop: threading.Event,
+) -> RunReport:
+    # Delivery, mail and templates load here, not at import: `digest build` should not pay for them.
+    from . import weekly
+    from .delivery import envelope_sender, open_transport
+    from .subscribers import load_subscribers, require_subscribers
+
+    report = RunReport(now=now)
+    # The feeds first: they must not go stale while the mail server is down or the list is empty.
+    cache = Cache(state.db)
+    collection = collect(config, cache, bodies=False, known_ids=state.known_entry_ids())
+    articles = stable_ids(collection.articles, state, now)
+    report.problems.extend(collection.problems)
+    report.build = _build_feeds(config, now, articles, collection.problems, cache, parsed=collection.parsed)
+
+    # Then what delivery needs, before the digest records anything: a list with nobody usable in it
+    # would record a digest sent to nobody and mark its articles sent; no sender address or password
+    # would stop every delivery. Opening the transport does not connect yet.
+    subscribers = load_subscribers(config)
+    require_subscribers(config, subscribers)
+    report.problems.extend(subscribers.problems)
+    sender = envelope_sender(config)
+    transport = open_transport(config, sleep=sleep, stop=stop)
+    courier = weekly.Courier(config, state, report, now, transport, sender, stop)
+    try:
+        state.record_articles_seen(a.entry_id for a in articles)
+
+        # A killed run's digest is finished, exactly as it was recorded, before anything new is composed.
+        for record in state.unfinished():
+            report.resumed.append(record.period)
+            weekly.write_web_copy(config, state, record, None, report)
+            courier.deliver(record, subscribers)
+            if report.stopped:
+                return report
+
+        from .selection import period_of
+
+        period = period_of(now, config)
+        if state.digest_for_period(period) is not None:
+            report.already_sent = period
+            log.info("digest %s was already sent; nothing new to send", period)
+            return report
+        history = state.history()
+        digest = _compose(config, articles, now, history, cache)
+        if digest is None:
+            log.info("nothing new since the last digest; nothing sent")
+            return report
+        record, web = weekly.record_digest(config, state, digest, subscribers, report)
+        weekly.write_web_copy(config, state, record, web, report)
+        courier.deliver(record, subscribers)
+        return report
+    finally:
+        courier.close()
+
+
+def _compose(
+    config: Config, articles: Sequence[Article], now: dt.datetime, history: History, cache: Cache | None
+) -> Digest | None:
+    """The digest of what is new, its summaries read from the render stage (the cache when there is
+    one): the same values the feeds show. Only the new articles' Markdown is read, when not cached."""
+    from .selection import new_articles
+    from .weekly import compose
+
+    new = new_articles(articles, config, now, history.previous_cutoff, history.sent_ids)
+    entries = render_entries(new, config, cache, prune=False)
+    return compose(config, articles, now, history, entries)
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """The digest that would go out next, and the periods of those already recorded."""
+
+    digest: Digest | None
+    periods: tuple[str, ...]
+
+
+def upcoming(config: Config, now: dt.datetime) -> Upcoming:
+    """The digest `run` would compose at `now`, read-only: the state's history is read once and nothing
+    is recorded (works without a state database). When a digest for `now`'s period is already recorded,
+    `run` sends nothing more this period, and this is what the next period's digest holds so far."""
+    now = config.site.localize(now)
+    history = peek_history(config.state.path)
+    articles = peek_stable_ids(collect(config, cache=None, bodies=False).articles, config.state.path)
+    return Upcoming(_compose(config, articles, now, history, None), history.periods)
+
+
+def next_digest(config: Config, now: dt.datetime) -> Digest | None:
+    """The digest that would go out at `now` (`upcoming`'s digest); read-only."""
+    return upcoming(config, now).digest
+
+
+# ---------------------------------------------------------------- the scheduler's record
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    last_run: dt.datetime | None  # when the last scheduled run of the job started
+    unfinished: tuple[str, ...]  # periods of digests a killed run left unfinished
+
+
+def schedule_status(config: Config, job: str, now: dt.datetime) -> ScheduleStatus:
+    """What the scheduler needs at start-up; the first start records `now` as the job's last run, so
+    that a fire time missed while the machine is off is owed from then on."""
+    with _state(config) as state:
+        last = state.last_scheduled_run(job)
+        if last is None:
+            state.record_scheduled_run(job, now)
+        return ScheduleStatus(last, tuple(record.period for record in state.unfinished()))
+
+
+def record_scheduled_run(config: Config, job: str, started: dt.datetime) -> None:
+    """A scheduled run of `job` that started at `started` is done (or failed): it is not owed again."""
+    with _state(config) as state:
+        state.record_scheduled_run(job, started)
+
+
+@contextlib.contextmanager
+def _state(config: Config) -> Iterator[State]:
+    state = State.open(config.state.path)
+    try:
+        yield state
+    finally:
+        state.close()

@@ -1,8 +1,7 @@
 """A rendered digest as one recipient's email: the MIME message and its headers. Pure.
 
-Rendering (Jinja, premailer, the size budget, the web archive) is `templating.py`'s; its public names are
-importable from here too, so callers need one module. `build_message` fills each recipient's address into
-the rendered HTML and text and writes the message bytes.
+Rendering (Jinja, premailer, the size budget, the web archive) is `templating.py`'s. `build_message` fills
+each recipient's address into the rendered HTML and text and writes the message bytes.
 
 Headers: the ones that may carry content (From, To, Subject) go through the email package, which
 encodes (RFC 2047) and folds them. The ones that are ASCII by construction (Message-ID, List-Id,
@@ -27,50 +26,11 @@ from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .compose import RECIPIENT_PLACEHOLDER, one_line
 from .config import Config
 from .errors import DigestError
-from .templating import (
-    MAX_LINE_BYTES,
-    RenderedDigest,
-    encoded_size,
-    environment,
-    inline_css,
-    kb,
-    links,
-    plain_text,
-    relative_links,
-    render_digest,
-    stylesheet,
-    subject_line,
-    template_error,
-    template_folders,
-    write_archive,
-)
-
-__all__ = [
-    "MAX_LINE_BYTES",
-    "RenderedDigest",
-    "ascii_domain",
-    "build_message",
-    "encoded_size",
-    "environment",
-    "fill_recipient",
-    "inline_css",
-    "kb",
-    "links",
-    "list_id",
-    "make_message_id",
-    "plain_text",
-    "relative_links",
-    "render_digest",
-    "structured_header",
-    "stylesheet",
-    "subject_line",
-    "template_error",
-    "template_folders",
-    "write_archive",
-]
+from .present import RECIPIENT_PLACEHOLDER
+from .templating import MAX_LINE_BYTES, RenderedDigest
+from .text import one_line
 
 log = logging.getLogger(__name__)
 

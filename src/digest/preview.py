@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import html
 import logging
 import os
 import secrets
@@ -22,15 +21,15 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from .compose import Digest, period_of
+from . import jobs
 from .config import Config, load_config
 from .errors import DigestError
-from .jobs import next_digest
-from .message import RenderedDigest, fill_recipient, kb, render_digest, template_folders
+from .message import fill_recipient
 from .output import write_atomic
-from .state import peek_history
+from .selection import Digest, period_of
+from .templating import RenderedDigest, kb, render_digest, render_page_template, template_folders
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +84,9 @@ def size_note(rendered: RenderedDigest, config: Config) -> tuple[str, bool]:
     return line, bool(budget) and size > NEAR_BUDGET * budget
 
 
-def which_digest(config: Config, now: dt.datetime) -> tuple[str, list[str], str]:
+def which_digest(config: Config, now: dt.datetime, periods: tuple[str, ...]) -> tuple[str, list[str], str]:
     """The period the next digest is for, the lines that say so, and the notice when this period's
-    digest was already sent.
+    digest was already sent (`periods`: of the digests recorded so far).
 
     `digest run` sends one digest per period: once this period's is recorded, what the preview shows
     goes out next period, and is labelled so.
@@ -95,7 +94,7 @@ def which_digest(config: Config, now: dt.datetime) -> tuple[str, list[str], str]
     now = config.site.localize(now)
     when = now.astimezone(config.site.tz).isoformat(timespec="minutes")
     current = period_of(now, config)
-    if current not in peek_history(config.state.path).periods:
+    if current not in periods:
         return current, [f"previewing the digest of {current}, as `digest run` would send it at {when}"], ""
     upcoming = period_of(now + dt.timedelta(days=7), config)
     notice = f"this week's digest ({current}) was sent; this is what next week's ({upcoming}) holds so far"
@@ -104,11 +103,12 @@ def which_digest(config: Config, now: dt.datetime) -> tuple[str, list[str], str]
 
 def build_preview(config: Config, now: dt.datetime) -> Preview:
     """The next digest's email HTML, which period it is for, and the editor's notes; records nothing."""
-    period, notes, notice = which_digest(config, now)
-    digest = next_digest(config, now)  # reads the state, never writes it
+    upcoming = jobs.upcoming(config, now)  # reads the state once, never writes it
+    period, notes, notice = which_digest(config, now, upcoming.periods)
+    digest = upcoming.digest
     if digest is None:
         notes.append("nothing new: no digest would go out")
-        return Preview(_message_page("digest preview", notes), period, tuple(notes), (), notice)
+        return Preview(message_page("digest preview", notes, config), period, tuple(notes), (), notice)
     digest = replace(digest, period=period)
     rendered = render_digest(digest, config)
     warnings = editor_warnings(digest, rendered, config)
@@ -128,86 +128,12 @@ def write_preview(config: Config, now: dt.datetime, out: Path) -> Preview:
     return result
 
 
-def _message_page(title: str, lines: list[str]) -> str:
-    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
-    return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-        f'<body style="font-family:sans-serif;padding:2em">{paragraphs}</body></html>'
-    )
+def message_page(title: str, lines: list[str], config: Config | None) -> str:
+    """A page of plain lines (templates/preview_message.html.j2), shown instead of an email."""
+    return render_page_template(config, "preview_message.html.j2", {"title": title, "lines": lines})
 
 
 # ---------------------------------------------------------------- the preview page
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Preview · {title}</title>
-<style>
-body {{ margin: 0; background: #e9ecf1; font: 14px/1.5 system-ui, sans-serif; color: #1f2933; }}
-.bar {{ display: flex; gap: 12px; align-items: center; padding: 10px 16px;
-  background: #14213d; color: #fff; }}
-.bar strong {{ font-size: 15px; white-space: nowrap; }}
-.bar span {{ color: #c7cfdd; }}
-.bar #status {{ margin-left: auto; font-size: 12px; }}
-.bar button {{ border: 1px solid #c7cfdd; background: transparent; color: #fff; border-radius: 4px;
-  padding: 2px 10px; cursor: pointer; white-space: nowrap; }}
-.bar button[aria-pressed="true"] {{ background: #fca311; border-color: #fca311; color: #14213d; }}
-.warnings {{ max-width: 900px; margin: 16px auto 0; padding: 12px 16px; background: #fff8ec;
-  border: 1px solid #f3d19c; border-radius: 6px; }}
-.warnings.error {{ background: #fdecec; border-color: #f1a7a7; }}
-.warnings h2 {{ margin: 0 0 6px; font-size: 14px; }}
-.warnings ul {{ margin: 0; padding-left: 20px; }}
-.notes {{ max-width: 900px; margin: 16px auto 0; padding: 12px 16px; background: #eef4fb;
-  border: 1px solid #b9cde6; border-radius: 6px; }}
-.notes h2 {{ margin: 0 0 6px; font-size: 14px; }}
-.notes ul {{ margin: 0; padding-left: 20px; }}
-.notes .notice {{ font-weight: 600; color: #8a4b00; }}
-.frame {{ display: block; margin: 16px auto 32px; width: 100%; max-width: 100%; height: 2000px;
-  border: 0; background: #fff; box-shadow: 0 1px 4px rgba(0,0,0,.15); }}
-</style>
-</head>
-<body>
-<div class="bar"><strong>digest preview</strong><span>{title}</span>
-<button type="button" data-width="800" aria-pressed="true">Desktop</button>
-<button type="button" data-width="375" aria-pressed="false">Phone 375</button>
-<span id="status">live: re-renders when an article, a template or the config changes</span></div>
-{notes}<section class="warnings{panel_class}" id="warnings"><h2>{heading}</h2><ul>
-{warnings}
-</ul></section>
-<iframe class="frame" id="email" title="the email" style="width:800px"
- sandbox="allow-same-origin allow-popups allow-popups-to-escape-sandbox" srcdoc="{srcdoc}"></iframe>
-<script nonce="{nonce}">
-(function () {{
-  var version = "{version}";
-  var frame = document.getElementById("email");
-  function fit() {{
-    try {{
-      frame.style.height = "100px";  // let the document shrink first: scrollHeight never goes below the frame
-      frame.style.height = frame.contentDocument.documentElement.scrollHeight + "px";
-    }} catch (e) {{}}
-  }}
-  frame.addEventListener("load", fit);
-  document.querySelectorAll("button[data-width]").forEach(function (button) {{
-    button.addEventListener("click", function () {{
-      frame.style.width = button.dataset.width + "px";
-      document.querySelectorAll("button[data-width]").forEach(function (b) {{
-        b.setAttribute("aria-pressed", String(b === button));
-      }});
-      setTimeout(fit, 50);
-    }});
-  }});
-  setInterval(function () {{
-    fetch("/version", {{ cache: "no-store" }}).then(function (r) {{ return r.text(); }}).then(function (v) {{
-      if (v.trim() !== version) {{ location.reload(); }}
-    }}).catch(function () {{ document.getElementById("status").textContent = "server stopped"; }});
-  }}, 1000);
-}})();
-</script>
-</body>
-</html>
-"""
 
 
 def render_page(
@@ -219,32 +145,25 @@ def render_page(
     error: bool = False,
     *,
     preview: Preview | None = None,
+    config: Config | None = None,
 ) -> str:
-    """The preview page: which digest it is (with the size used) and the warnings above, the email in a
-    sandboxed frame (its HTML as `srcdoc`)."""
-    items = "\n".join(f"<li>{html.escape(w)}</li>" for w in warnings) or "<li>no warnings</li>"
-    notes = ""
+    """The preview page (templates/preview.html.j2): which digest it is (with the size used) and the
+    warnings above, the email in a sandboxed frame (its HTML as `srcdoc`)."""
+    notes = None
     if preview is not None:
-        lines = "\n".join(
-            f'<li class="notice">{html.escape(n)}</li>'
-            if n == preview.notice
-            else f"<li>{html.escape(n)}</li>"
-            for n in preview.notes
-        )
-        heading = html.escape(f"Digest {preview.period}")
-        notes = f'<section class="notes" id="notes"><h2>{heading}</h2><ul>\n{lines}\n</ul></section>\n'
+        notes = {"period": preview.period, "lines": preview.notes, "notice": preview.notice}
     # Links in the email open in a new tab rather than inside the frame.
     framed = email_html.replace("<head>", '<head><base target="_blank">', 1)
-    return _PAGE.format(
-        title=html.escape(title),
-        notes=notes,
-        heading="Error" if error else f"Editor's notes ({len(warnings)})",
-        panel_class=" error" if error else "",
-        warnings=items,
-        srcdoc=html.escape(framed, quote=True),
-        version=version,
-        nonce=nonce,
-    )
+    context = {
+        "title": title,
+        "notes": notes,
+        "error": error,
+        "warnings": list(warnings),
+        "srcdoc": framed,
+        "version": version,
+        "nonce": nonce,
+    }
+    return render_page_template(config, "preview.html.j2", context)
 
 
 # ---------------------------------------------------------------- the server
@@ -255,7 +174,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class _Preview:
+class LivePreview:
     """The current page and its version; re-rendered by the watcher, read by request threads."""
 
     def __init__(self, config_path: Path, now: dt.datetime | None) -> None:
@@ -271,6 +190,7 @@ class _Preview:
         nonce = secrets.token_urlsafe(16)
         now = self.now or _now()
         preview: Preview | None = None
+        config: Config | None = None
         try:
             config = load_config(self.config_path)
             self.config = config
@@ -279,16 +199,39 @@ class _Preview:
             when = config.site.localize(now).astimezone(config.site.tz).isoformat(timespec="minutes")
             title = f"{config.site.title} · digest {preview.period} · {when}"
         except DigestError as exc:
-            email, warnings, title, error = _message_page("error", [str(exc)]), [str(exc)], "error", True
+            email, warnings, title, error = str(exc), [str(exc)], "error", True
         except Exception as exc:  # a broken template or article must not take the preview down
             log.exception("preview render failed")
             message = f"{type(exc).__name__}: {exc}"
-            email, warnings, title, error = _message_page("error", [message]), [message], "error", True
+            email, warnings, title, error = message, [message], "error", True
         with self.lock:
             self.version += 1
             self.nonce = nonce
-            page = render_page(title, email, warnings, self.version, nonce, error, preview=preview)
+            page = self._page(title, email, warnings, nonce, error, preview, config)
             self.page = page.encode("utf-8")
+
+    def _page(
+        self,
+        title: str,
+        email: str,
+        warnings: list[str],
+        nonce: str,
+        error: bool,
+        preview: Preview | None,
+        config: Config | None,
+    ) -> str:
+        """The page; an error shows as a page of its one line. A broken preview template (an editor's
+        override) falls back to the shipped templates, so the page always says what is wrong."""
+        try:
+            if error:
+                email = message_page("error", [email], config)
+            return render_page(
+                title, email, warnings, self.version, nonce, error, preview=preview, config=config
+            )
+        except DigestError as exc:
+            lines = [*warnings, str(exc)] if error else [str(exc)]
+            email = message_page("error", lines, None)
+            return render_page("error", email, lines, self.version, nonce, True, config=None)
 
     def watched(self) -> list[Path]:
         """The config file, the template folders and the content folder (those of the last good config)."""
@@ -336,7 +279,7 @@ class PreviewServer(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         poll_interval: float = 0.5,
     ) -> None:
-        self.preview = _Preview(Path(config_path), now)
+        self.preview = LivePreview(Path(config_path), now)
         self.preview.config = load_config(config_path)  # a wrong --config is an error now, not a page later
         # Taken before the first render, so that an edit made while it renders shows at the next poll.
         self._seen = _signature(self.preview.watched())
@@ -374,19 +317,6 @@ class PreviewServer(ThreadingHTTPServer):
             self._watcher.join(timeout=5)
 
 
-def _unsafe(raw_path: str) -> bool:
-    """A path with `..` in it, however encoded (%2e%2e, %252e...), or a backslash."""
-    value = raw_path
-    for _ in range(4):
-        if ".." in value or "\\" in value:
-            return True
-        decoded = unquote(value)
-        if decoded == value:
-            return False
-        value = decoded
-    return True
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: PreviewServer
     server_version = "digest-preview"
@@ -404,7 +334,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.MISDIRECTED_REQUEST, b"unknown host\n", "text/plain", send_body)
             return
         path = urlsplit(self.path).path
-        if _unsafe(self.path) or path not in ("/", "/version"):
+        if path not in ("/", "/version"):
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", send_body)
             return
         preview = self.server.preview

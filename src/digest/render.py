@@ -1,4 +1,5 @@
-"""Markdown → safe HTML with absolute links, and plain-text summaries. Pure functions.
+"""The render stage: Markdown → safe HTML with absolute links, and the article's one plain-text summary.
+Pure functions; `render_entry` makes the `RenderedEntry` that the feeds and the digest both read.
 
 Everything that leaves here for a feed or an email is (1) sanitized by nh3, so no script, frame, style,
 event handler or `javascript:` URL survives, (2) free of characters XML 1.0 forbids, and (3) made of
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -17,6 +19,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import nh3
 
 from .content import Article, clean_xml_text
+from .text import one_line
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"picture", "source", "figure", "figcaption"}
 _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
@@ -38,6 +41,22 @@ _URL_SCHEMES = {"http", "https", "mailto", "ftp", "tel"}
 _MARKDOWN_EXTENSIONS = ["footnotes", "tables", "fenced_code"]
 _SENTENCE_END = "。！？!?…."
 _CLOSERS = "”’\"')）」』】"
+
+
+@dataclass(frozen=True)
+class RenderedEntry:
+    """What rendering produced for one article: safe HTML content, its plain-text summary (the one the
+    feeds and the digest both show) and the featured image's URL ("" when none)."""
+
+    html: str
+    summary: str
+    image: str
+
+
+def render_entry(article: Article, summary_chars: int) -> RenderedEntry:
+    """The article rendered once: its HTML, the summary cut from that HTML, and its image."""
+    html = article_html(article)
+    return RenderedEntry(html, summary_text(article, html, summary_chars), image_url(article))
 
 
 _converter: Any = None  # a markdown.Markdown, made on first use (importing it costs start-up time)
@@ -178,46 +197,12 @@ def _join_words(parts: list[str]) -> str:
     return _SPACE_BETWEEN_CJK.sub("", " ".join("".join(parts).split()))
 
 
-def html_to_text(html: str) -> str:
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    return _join_words(extractor.parts)
-
-
-def _leading_prose(body: str, enough: int) -> str:
-    """The first paragraphs of the body, skipping headings, footnote definitions and code."""
-    kept: list[str] = []
-    length = 0
-    in_fence = False
-    for block in re.split(r"\n\s*\n", body):
-        stripped = block.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = not in_fence or stripped.count("```") + stripped.count("~~~") >= 2
-            continue
-        if in_fence or not stripped or stripped.startswith(("#", "[^", "|", "<!--")):
-            continue
-        kept.append(stripped)
-        length += len(stripped)
-        if length >= enough:
-            break
-    return "\n\n".join(kept)
-
-
-def summary_text(article: Article, limit: int = 160, rendered_html: str | None = None) -> str:
-    """Plain-text summary: the front-matter one, else the body's first sentences, cut by characters.
-
-    Pass the article's rendered HTML when you have it, to save rendering its first paragraphs again.
-    """
+def summary_text(article: Article, rendered_html: str, limit: int = 160) -> str:
+    """Plain-text summary: the front-matter one, else the first paragraphs of the article's rendered
+    HTML (no headings, code, tables or footnote marks), cut by characters."""
     if article.summary:
-        return clean_xml_text(" ".join(article.summary.split()))
-    if rendered_html is not None:
-        text = _leading_text(rendered_html, enough=limit * 2)
-    else:
-        if article.body is None:
-            raise ValueError(f"{article.source}: body not loaded (see content.load_bodies)")
-        text = html_to_text(markdown_to_html(_leading_prose(article.body, enough=limit * 3)))
-    return clean_xml_text(truncate(text, limit))
+        return clean_xml_text(one_line(article.summary))
+    return clean_xml_text(truncate(_leading_text(rendered_html, enough=limit * 2), limit))
 
 
 def _leading_text(html: str, enough: int) -> str:

@@ -30,12 +30,12 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from . import jobs
+from . import exits, jobs
 from .config import Config
 from .cron import feeds_trigger, run_trigger
 from .errors import DigestError
-from .state import State, StoppedWaiting
-from .weekly import feeds_line
+from .reports import feeds_line
+from .state import StoppedWaiting
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,6 @@ FEEDS_JOB = "digest-feeds"
 _MAX_CATCH_UP_SCAN = 100_000  # fire times looked at when searching the grace window (every second: a day)
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 _POLL = 0.5  # seconds between looks at `stop` while waiting for a signal
-
-
-def next_run(config: Config, after: dt.datetime) -> dt.datetime | None:
-    """The first scheduled digest run strictly after `after`, in the site timezone."""
-    trigger = run_trigger(config)
-    fire: dt.datetime | None = trigger.get_next_fire_time(None, after + dt.timedelta(microseconds=1))
-    return fire
 
 
 def missed_run(
@@ -147,22 +140,15 @@ def _unblock(previous: set[int | signal.Signals]) -> None:
 
 
 def _catch_up_reason(config: Config, trigger: CronTrigger, now: dt.datetime, grace: int) -> str:
-    state = State.open(config.state.path)
-    try:
-        last = state.last_scheduled_run(RUN_JOB)
-        if last is None:
-            # First start: nothing before now was ever owed, but from here on a fire time missed
-            # while the machine is off is (the record is how the next start-up knows).
-            state.record_scheduled_run(RUN_JOB, now)
-        missed = missed_run(trigger, now, last, grace)
-        if missed is not None:
-            return f"the run due at {missed.isoformat()} was missed"
-        unfinished = state.unfinished()
-        if unfinished:
-            return f"the digest {unfinished[0].period} was interrupted"
-        return ""
-    finally:
-        state.close()
+    # On the first start nothing before now was ever owed, but from here on a fire time missed while
+    # the machine is off is (jobs records `now` as the last run: that is how the next start-up knows).
+    status = jobs.schedule_status(config, RUN_JOB, now)
+    missed = missed_run(trigger, now, status.last_run, grace)
+    if missed is not None:
+        return f"the run due at {missed.isoformat()} was missed"
+    if status.unfinished:
+        return f"the digest {status.unfinished[0]} was interrupted"
+    return ""
 
 
 def _run_job(config: Config, stop: threading.Event) -> None:
@@ -188,14 +174,10 @@ def _run_job(config: Config, stop: threading.Event) -> None:
             log.warning("skipped: %s", problem)
         for line in report.summary_lines():
             log.info("%s", line)
-        log.info("digest run finished (exit status %d)", report.exit_code())
+        log.info("digest run finished (exit status %d)", exits.run_status(report))
     # Recorded after the run, so a run killed midway is owed (and done) at the next start-up.
     try:
-        state = State.open(config.state.path)
-        try:
-            state.record_scheduled_run(RUN_JOB, started)
-        finally:
-            state.close()
+        jobs.record_scheduled_run(config, RUN_JOB, started)
     except DigestError as exc:
         log.error("cannot record the run: %s", exc)
 

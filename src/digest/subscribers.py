@@ -20,6 +20,7 @@ from typing import Any
 from .config import Config
 from .content import topic_key
 from .errors import ConfigError, DigestError, Problem
+from .text import one_line
 
 COLUMNS = ("email", "name", "topics")
 MAX_ADDRESS = 254  # RFC 5321: a path is at most 256 octets, brackets included
@@ -204,7 +205,7 @@ def parse_csv(text: str, where: str) -> list[Row | Problem]:
                 where,
                 reader.line_num,
                 record.get("email", "").strip(),
-                _one_line(record.get("name", "")),
+                one_line(record.get("name", "")),
                 split_topics(record.get("topics", "")),
             )
         )
@@ -235,10 +236,6 @@ def _from_config(entries: Sequence[Mapping[str, Any]], where: str) -> list[Row |
                 key=key,
             )
         rows.append(
-            (f"{where} [{key}]", None, str(entry["email"]).strip(), _one_line(name), split_topics(topics))
+            (f"{where} [{key}]", None, str(entry["email"]).strip(), one_line(name), split_topics(topics))
         )
     return rows
-
-
-def _one_line(value: str) -> str:
-    return " ".join(value.split())

@@ -4,7 +4,7 @@
 the HTML part is measured as it travels (base64), and the oldest articles move to the "and N more" link
 when it would not fit. The result still holds a placeholder where each recipient's address goes;
 `message.build_message` fills it in per recipient, after inlining, so 10,000 subscribers cost one render.
-The web copy and the archive index come from the same templates (`write_archive`).
+The web copy and the archive index come from the same templates (`archive_files`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import cssutils
 from jinja2 import (
@@ -30,17 +31,11 @@ from jinja2 import (
 from markupsafe import Markup
 from premailer import Premailer
 
-from .compose import (
-    Digest,
-    archive_index_url,
-    archive_url,
-    build_context,
-    move_oldest_to_overflow,
-    one_line,
-    strings,
-)
 from .config import Config
 from .errors import DigestError
+from .present import archive_index_context, build_context
+from .selection import Digest, move_oldest_to_overflow
+from .text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +64,23 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 _PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
-def template_folders(config: Config) -> list[Path]:
+def template_folders(config: Config | None) -> list[Path]:
     """Where templates are looked up, first match wins: the editors' `[digest] templates`, the
-    `templates/` beside the config file, then the shipped ones (so an editor may override one file)."""
+    `templates/` beside the config file, then the shipped ones (so an editor may override one file).
+    Without a config (it failed to load), only the shipped ones."""
     folders: list[Path] = []
-    custom = config.digest.templates
-    if custom is not None and not custom.is_dir():
-        raise DigestError(
-            f"templates folder not found: {custom}",
-            path=str(config.path),
-            key="digest.templates",
-            hint="point [digest] templates at a folder",
-        )
-    for folder in (custom, config.root / "templates", PACKAGE_TEMPLATES, _PROJECT_TEMPLATES):
+    candidates: list[Path | None] = [PACKAGE_TEMPLATES, _PROJECT_TEMPLATES]
+    if config is not None:
+        custom = config.digest.templates
+        if custom is not None and not custom.is_dir():
+            raise DigestError(
+                f"templates folder not found: {custom}",
+                path=str(config.path),
+                key="digest.templates",
+                hint="point [digest] templates at a folder",
+            )
+        candidates[:0] = [custom, config.root / "templates"]
+    for folder in candidates:
         if folder is not None and folder.is_dir() and folder.resolve() not in folders:
             folders.append(folder.resolve())
     return folders
@@ -90,7 +89,7 @@ def template_folders(config: Config) -> list[Path]:
 _environments: dict[tuple[Path, ...], Environment] = {}
 
 
-def environment(config: Config) -> Environment:
+def environment(config: Config | None) -> Environment:
     """One Jinja environment per set of folders (it caches compiled templates and reloads changed ones).
 
     Autoescaping is on for everything but the plain-text templates, whose output is never HTML.
@@ -136,6 +135,15 @@ def template_error(exc: Exception) -> DigestError:
     return DigestError(
         f"template error: {message}", path=str(name or "template"), line=line, hint="see [digest] templates"
     )
+
+
+def render_page_template(config: Config | None, name: str, context: dict[str, Any]) -> str:
+    """One HTML page from a template (looked up like the digest's; autoescaped), or a DigestError
+    naming the template file and line."""
+    try:
+        return environment(config).get_template(name).render(context)
+    except TemplateError as exc:
+        raise template_error(exc) from None
 
 
 # ---------------------------------------------------------------- rendering
@@ -335,10 +343,11 @@ def relative_links(html: str) -> list[str]:
 # ---------------------------------------------------------------- the web archive
 
 
-def write_archive(
+def archive_files(
     digest: Digest, config: Config, periods: Sequence[str] = (), rendered: RenderedDigest | None = None
 ) -> dict[str, bytes]:
-    """{path relative to `[digest] archive_dir`: bytes}: this digest's web copy and the index of all.
+    """{path relative to `[digest] archive_dir`: bytes}: this digest's web copy and the index of all,
+    for the caller to write.
 
     `periods` are the earlier digests' periods (from the state); the index lists them, newest first.
     Pass `rendered` when the web copy was already rendered with `render_digest(..., web=True)`.
@@ -349,12 +358,7 @@ def write_archive(
         if not _PERIOD.match(period):
             raise DigestError(f"not a digest period: {period!r}", hint='expected e.g. "2025-W26"')
     env = environment(config)
-    context = {
-        "site": {"title": config.site.title, "language": config.site.language, "url": config.site.base_url},
-        "t": strings(config),
-        "self_url": archive_index_url(config),
-        "digests": [{"period": p, "url": archive_url(config, p), "name": f"{p}.html"} for p in all_periods],
-    }
+    context = archive_index_context(config, all_periods)
     try:
         context["stylesheet"] = stylesheet(env)
         index = env.get_template("archive_index.html.j2").render(context)
