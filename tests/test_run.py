@@ -10,6 +10,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import feedparser
 import pytest
 from click.testing import CliRunner
 
@@ -233,6 +234,13 @@ def test_a_subscribers_file_with_only_its_header_is_an_error_not_a_digest_sent_t
     )
     assert nothing_recorded(run_site)  # the articles are still new for the first real digest
     assert not (run_site.root / "outbox").exists() and not (run_site.root / "archive").exists()
+    # The feeds come first, as the README promises: an empty list does not keep them stale.
+    site_feed = feedparser.parse((run_site.root / "feeds" / "index.xml").read_bytes())
+    assert sorted(entry.title for entry in site_feed.entries) == ["Alpha", "Beta"]
+    # And once someone subscribes, the first digest still holds both articles.
+    write_subscribers(run_site.root, [("all@example.com", "All", "")])
+    report = jobs.run(config_of(run_site), NOW)
+    assert (report.period, report.articles, report.sent) == ("2025-W27", 2, 1)
 
 
 def test_when_every_subscriber_is_invalid_the_run_stops_naming_the_file(run_site: Site) -> None:
@@ -301,3 +309,37 @@ def test_correcting_the_date_of_a_sent_article_does_not_send_it_again(run_site: 
     report = jobs.run(config_of(run_site), NOW + WEEK)
     assert run_status(report) == EXIT_NOTHING_NEW
     assert jobs.next_digest(config_of(run_site), NOW + WEEK) is None
+
+
+# ---------------------------------------------------------------- one summary, in the feed and the email
+
+AWKWARD_BODIES = {
+    # A setext heading is a heading, not the first sentence.
+    "Setext": "A Heading Underlined\n====================\n\nThe setext article starts here. It goes on.",
+    # An indented code block is code.
+    "Indented": "    result = compute(42)\n    print(result)\n\nThe indented article explains the code.",
+    # An iframe's fallback text is never shown: the sanitiser drops the frame with its content.
+    "Iframe": '<iframe src="https://video.example.com/1">Your browser shows no frames.</iframe>\n\n'
+    "The iframe article talks about the video.",
+}
+
+
+def test_the_feed_and_the_email_show_one_summary_of_an_article(site: Site) -> None:
+    write_run_config(site.root)
+    write_subscribers(site.root, [("all@example.com", "All", "")])
+    for n, (title, body) in enumerate(AWKWARD_BODIES.items()):
+        site.add(f"{title.lower()}.md", article_text(title, f"2025-06-2{5 + n}T10:00:00+08:00", body=body))
+    report = jobs.run(config_of(site), NOW)
+    assert (report.articles, report.sent) == (3, 1)
+    in_feed = {e.title: e.summary for e in feedparser.parse((site.feeds / "index.xml").read_bytes()).entries}
+    assert in_feed == {
+        "Setext": "The setext article starts here. It goes on.",
+        "Indented": "The indented article explains the code.",
+        "Iframe": "The iframe article talks about the video.",
+    }
+    text = text_of(outbox(site)["2025-W27--all@example.com.eml"])
+    for title, summary in in_feed.items():
+        # The text part shows each item as its title, a date line, then the summary.
+        lines = text.splitlines()
+        at = lines.index(title)
+        assert lines[at + 2] == summary, (title, lines[at : at + 4])
