@@ -20,14 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import cssutils
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateError,
-    select_autoescape,
-)
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from premailer import Premailer
 
@@ -86,18 +80,20 @@ def template_folders(config: Config | None) -> list[Path]:
     return folders
 
 
-_environments: dict[tuple[Path, ...], Environment] = {}
+_environments: dict[tuple[Path, ...], SandboxedEnvironment] = {}
 
 
-def environment(config: Config | None) -> Environment:
+def environment(config: Config | None) -> SandboxedEnvironment:
     """One Jinja environment per set of folders (it caches compiled templates and reloads changed ones).
 
-    Autoescaping is on for everything but the plain-text templates, whose output is never HTML.
+    Every template renders in Jinja's sandbox: templates are the editors', and none may reach the
+    process (`cycler.__init__.__globals__.os` is refused with a template error naming the file and
+    line). Autoescaping is on for everything but the plain-text templates, whose output is never HTML.
     """
     folders = tuple(template_folders(config))
     env = _environments.get(folders)
     if env is None:
-        env = Environment(
+        env = SandboxedEnvironment(
             loader=ChoiceLoader([FileSystemLoader(folder) for folder in folders]),
             autoescape=select_autoescape(disabled_extensions=("txt", "txt.j2"), default=True),
             undefined=StrictUndefined,
@@ -110,7 +106,7 @@ def environment(config: Config | None) -> Environment:
     return env
 
 
-def stylesheet(env: Environment) -> Markup:
+def stylesheet(env: SandboxedEnvironment) -> Markup:
     """digest.css as it is on disk: read through the loader (never rendered, CSS braces are not Jinja)."""
     assert env.loader is not None
     source, _, _ = env.loader.get_source(env, "digest.css")
@@ -190,7 +186,7 @@ def render_digest(digest: Digest, config: Config, *, web: bool = False) -> Rende
 
 
 def _render(
-    env: Environment, digest: Digest, config: Config, web: bool, warnings: list[str]
+    env: SandboxedEnvironment, digest: Digest, config: Config, web: bool, warnings: list[str]
 ) -> tuple[str, str]:
     context = build_context(digest, config, web=web, subject=subject_line(config, digest.period))
     try:
@@ -205,7 +201,7 @@ def _render(
 
 
 def _fit(
-    env: Environment, digest: Digest, config: Config, size: int, budget: int, warnings: list[str]
+    env: SandboxedEnvironment, digest: Digest, config: Config, size: int, budget: int, warnings: list[str]
 ) -> tuple[Digest, str, str, int]:
     """Move the oldest items to the overflow until the encoded HTML fits the budget."""
     total = len(digest.items)
