@@ -5,12 +5,18 @@ Regenerate the golden files only on purpose, and review the diff:  DIGEST_UPDATE
 
 from __future__ import annotations
 
+import difflib
+import email
 import os
 import shutil
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import main
 from digest.config import load_config
 from digest.jobs import build
 
@@ -45,8 +51,7 @@ def test_seed_feeds_match_the_golden_files(seeds_site: Path) -> None:
         shutil.rmtree(GOLDEN, ignore_errors=True)
         shutil.copytree(seeds_site / "feeds", GOLDEN)
     assert sorted(produced) == sorted(_tree(GOLDEN))
-    for name, data in produced.items():
-        assert data == (GOLDEN / name).read_bytes(), f"{name} differs from tests/golden/feeds/{name}"
+    assert_same_bytes(produced, GOLDEN)
 
 
 def test_a_rebuild_is_byte_identical_and_rewrites_nothing(seeds_site: Path) -> None:
@@ -85,31 +90,44 @@ def test_the_committed_feeds_are_what_make_run_writes() -> None:
 
 
 DIGEST_GOLDEN = PROJECT / "tests" / "golden" / "digest"
+GOLDEN_RECIPIENT = "reader@example.com"  # in the shipped subscribers.csv, with no topics: the whole digest
+
+
+def assert_same_bytes(produced: dict[str, bytes], folder: Path) -> None:
+    """Each file as in `folder`, byte for byte; a mismatch shows as a unified diff."""
+    for name, data in produced.items():
+        expected = (folder / name).read_bytes()
+        if data != expected:
+            diff = difflib.unified_diff(
+                expected.decode("utf-8", "replace").splitlines(keepends=True),
+                data.decode("utf-8", "replace").splitlines(keepends=True),
+                fromfile=f"{folder.relative_to(PROJECT)}/{name}",
+                tofile=f"produced/{name}",
+            )
+            pytest.fail(f"{name} differs from the golden file:\n" + "".join(diff), pytrace=False)
 
 
 def test_seed_digest_matches_the_golden_files(seeds_site: Path) -> None:
-    """The digest of the shipped seeds at NOW: its web copy, its text part and one whole message."""
-    from digest.content import collect
-    from digest.message import build_message, make_message_id
-    from digest.selection import select_digest
-    from digest.templating import archive_files, render_digest
-
-    config = load_config(seeds_site / "config.toml")
-    digest = select_digest(collect(config).articles, config, NOW)
-    assert digest is not None
-    rendered = render_digest(digest, config)
-    recipient = "reader@example.org"
-    message_id = make_message_id(digest.period, recipient, config)
+    """What the real `digest run` sends at NOW from the shipped seeds, config and subscribers: its web
+    copy, the text part and the whole message one subscriber finds in the outbox."""
+    shutil.copy(PROJECT / "subscribers.csv", seeds_site / "subscribers.csv")
+    result = CliRunner().invoke(
+        main, ["--config", str(seeds_site / "config.toml"), "run", "--now", NOW.isoformat()]
+    )
+    assert (result.exit_code, result.stderr) == (0, ""), result.output
+    period = "2025-W27"
+    message = (seeds_site / "outbox" / f"{period}--{GOLDEN_RECIPIENT}.eml").read_bytes()
+    parsed = email.message_from_bytes(message, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    text = parsed.get_body(preferencelist=("plain",))
+    assert isinstance(text, EmailMessage)
     produced = {
-        "web.html": archive_files(digest, config)[f"{digest.period}.html"],
-        "digest.txt": rendered.text.encode("utf-8"),
-        "message.eml": build_message(
-            rendered, config, to=recipient, to_name="读者", message_id=message_id, date=NOW
-        ),
+        "web.html": (seeds_site / "archive" / f"{period}.html").read_bytes(),
+        "digest.txt": str(text.get_content()).replace("\r\n", "\n").encode("utf-8"),
+        "message.eml": message,
     }
     if os.environ.get("DIGEST_UPDATE_GOLDEN") == "1":
         DIGEST_GOLDEN.mkdir(parents=True, exist_ok=True)
         for name, data in produced.items():
             (DIGEST_GOLDEN / name).write_bytes(data)
-    for name, data in produced.items():
-        assert data == (DIGEST_GOLDEN / name).read_bytes(), f"{name} differs from tests/golden/digest/{name}"
+    assert_same_bytes(produced, DIGEST_GOLDEN)
