@@ -13,7 +13,7 @@ import pytest
 from digest.config import Config
 from digest.content import Article, collect
 from digest.feeds import topic_slug
-from digest.present import format_date, with_utm
+from digest.present import build_context, format_date, with_utm
 from digest.selection import Digest, for_topics, move_oldest_to_overflow, period_of, select_digest
 
 from conftest import NOW, SEEDS, Site, article_text
@@ -285,4 +285,35 @@ def test_dates_in_the_site_language(site: Site) -> None:
     moment = dt.datetime(2025, 6, 24, 20, 0, tzinfo=dt.UTC)
     assert format_date(moment, configured(site)) == "2025年6月25日"
     assert format_date(moment, configured(site, site_fields={"language": "en-US"})) == "June 25, 2025"
-    assert format_date(moment, configured(site, site_fields={"language": "fr"})) == "2025-06-25"
+    # Every language Babel knows gets its own dates, shipped catalogue or not.
+    assert format_date(moment, configured(site, site_fields={"language": "fr"})) == "25 juin 2025"
+    assert format_date(moment, configured(site, site_fields={"language": "ja"})) == "2025年6月25日"
+    assert format_date(moment, configured(site, site_fields={"language": "de-AT"})) == "25. Juni 2025"
+    # A tag it does not know: ISO 8601.
+    assert format_date(moment, configured(site, site_fields={"language": "xx-nowhere"})) == "2025-06-25"
+
+
+@pytest.mark.parametrize(
+    ("language", "toc", "other", "one", "date"),
+    [
+        ("zh-CN", "本期目录", "其他", "本期 1 篇", "2025年6月30日"),
+        ("zh", "本期目录", "其他", "本期 1 篇", "2025年6月30日"),
+        ("zh-Hans-SG", "本期目录", "其他", "本期 1 篇", "2025年6月30日"),
+        # No Traditional Chinese catalogue is shipped: English words, Chinese dates.
+        ("zh-TW", "In this issue", "Other", "1 article", "2025年6月30日"),
+        ("ja", "In this issue", "Other", "1 article", "2025年6月30日"),
+        ("en", "In this issue", "Other", "1 article", "June 30, 2025"),
+        ("en-GB", "In this issue", "Other", "1 article", "30 June 2025"),
+        ("de", "In this issue", "Other", "1 article", "30. Juni 2025"),
+    ],
+)
+def test_the_words_come_from_one_catalogue_and_the_dates_from_the_locale(
+    site: Site, language: str, toc: str, other: str, one: str, date: str
+) -> None:
+    site.add("loose.md", article_text("Loose", at(29)))
+    config = configured(site, site_fields={"language": language})
+    digest = select_digest(articles(config), config, NOW)
+    assert digest is not None
+    context = build_context(digest, config, web=False, subject="s")
+    assert (context["t"]["toc"], digest.groups[0].topic.name) == (toc, other)
+    assert (context["articles_text"], context["date"]) == (one, date)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 
 from .config import Config
 from .feeds import feeds_url
+from .i18n import localisation
 from .render import truncate
 from .selection import Digest, DigestItem
 from .text import one_line
@@ -28,73 +29,51 @@ RECIPIENT_PLACEHOLDER = "x-digest-recipient-5b1f0c"
 # uses these attributes; every other client follows the CSS `height:auto` and keeps the real ratio.
 IMAGE_WIDTH, IMAGE_HEIGHT = 536, 302
 
-_STRINGS: dict[str, dict[str, str]] = {
-    "zh": {
-        "toc": "本期目录",
-        "read": "阅读全文",
-        "count": "{n} 篇",
-        "articles": "本期 {n} 篇",
-        "more": "还有 {n} 篇文章未在邮件中展开",
-        "more_link": "在网页版查看全部",
-        "browser": "在浏览器中查看",
-        "unsubscribe": "退订",
-        "manage": "管理订阅",
-        "reason": "你收到这封邮件，是因为订阅了「{site}」。",
-        "archive": "往期周报",
-        "web_note": "这是「{site}」周报的网页版。",
-        "list_sep": "、",
-        "colon": "：",
-        "issue": "第 {week} 周",
-    },
-    "en": {
-        "toc": "In this issue",
-        "read": "Read more",
-        "count": "{n}",
-        "articles": "{n} articles",
-        "more": "{n} more articles are not shown in this email",
-        "more_link": "See them all on the web",
-        "browser": "View in browser",
-        "unsubscribe": "Unsubscribe",
-        "manage": "Manage preferences",
-        "reason": "You receive this email because you subscribed to {site}.",
-        "archive": "Past issues",
-        "web_note": "This is the web copy of the {site} digest.",
-        "list_sep": " · ",
-        "colon": ": ",
-        "issue": "Week {week}",
-    },
-}
-# English month names, never the process locale's.
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
 
 def strings(config: Config) -> dict[str, str]:
-    language = config.site.language.lower()
-    return _STRINGS["zh" if language.startswith("zh") else "en"]
+    """The digest's own words in the site's language (`i18n`'s catalogue), by the names templates use
+    (`t.toc`, `t.browser`…). `articles` and `more` are the plural forms; `build_context` says each
+    with its number (`articles_text`, `overflow_text`)."""
+    loc = localisation(config.site.language)
+    _, p = loc.gettext, loc.pgettext
+    return {
+        "toc": _("In this issue"),
+        "read": _("Read more"),
+        "count": p("table of contents: articles under a topic", "{n}"),
+        "articles": loc.ngettext("{n} article", "{n} articles", 2),
+        "more": loc.ngettext(
+            "{n} more article is not shown in this email", "{n} more articles are not shown in this email", 2
+        ),
+        "more_link": _("See them all on the web"),
+        "browser": _("View in browser"),
+        "unsubscribe": _("Unsubscribe"),
+        "manage": _("Manage preferences"),
+        "reason": _("You receive this email because you subscribed to {site}."),
+        "archive": _("Past issues"),
+        "web_note": _("This is the web copy of the {site} digest."),
+        "list_sep": p("between article titles in a list", " · "),
+        "colon": p("before the list of titles", ": "),
+        "issue": _("Week {week}"),
+    }
+
+
+def articles_text(config: Config, count: int) -> str:
+    """`12 articles`, `本期 12 篇`: the number in the site's locale, in the right plural."""
+    loc = localisation(config.site.language)
+    return loc.ngettext("{n} article", "{n} articles", count).format(n=loc.number(count))
+
+
+def overflow_text(config: Config, count: int) -> str:
+    loc = localisation(config.site.language)
+    return loc.ngettext(
+        "{n} more article is not shown in this email", "{n} more articles are not shown in this email", count
+    ).format(n=loc.number(count))
 
 
 def format_date(value: dt.datetime, config: Config) -> str:
-    """A date as readers of the site's language write it: 2025年6月25日, June 25, 2025, else ISO."""
-    day = value.astimezone(config.site.tz).date()
-    language = config.site.language.lower()
-    if language.startswith(("zh", "ja")):
-        return f"{day.year}年{day.month}月{day.day}日"
-    if language.startswith("en"):
-        return f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"
-    return day.isoformat()
+    """A date as readers of the site's language write it (Babel): 2025年6月25日, June 25, 2025; ISO 8601
+    for a language Babel does not know."""
+    return localisation(config.site.language).date(value.astimezone(config.site.tz).date())
 
 
 def with_utm(url: str, config: Config, period: str) -> str:
@@ -179,7 +158,7 @@ def build_context(digest: Digest, config: Config, *, web: bool, subject: str) ->
     overflow = [_item_view(i, config, period) for i in digest.overflow]
     titles = t["list_sep"].join(item.title for group in groups for item in group.items)
     count = digest.count
-    preheader = truncate(t["articles"].format(n=count) + t["colon"] + titles, 120)
+    preheader = truncate(articles_text(config, count) + t["colon"] + titles, 120)
     return {
         "site": {
             "title": config.site.title,
@@ -194,8 +173,8 @@ def build_context(digest: Digest, config: Config, *, web: bool, subject: str) ->
         "preheader": preheader,
         "groups": groups,
         "overflow": overflow,
-        "overflow_text": t["more"].format(n=len(overflow)),
-        "articles_text": t["articles"].format(n=count),
+        "overflow_text": overflow_text(config, len(overflow)),
+        "articles_text": articles_text(config, count),
         "image_width": IMAGE_WIDTH,
         "image_height": IMAGE_HEIGHT,
         "links": {

@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from .config import Config
 from .content import Article, Topic, is_published, site_topics, topic_key
 from .feeds import topic_slug
+from .i18n import localisation
 from .render import RenderedEntry, render_entry
 
 # The group of articles that have no topic; its key can never be a real topic key (those are non-empty).
 OTHER_KEY = ""
-_OTHER_NAMES = {"zh": "其他", "ja": "その他"}
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,8 @@ def group_articles(
 
 
 def other_label(config: Config) -> str:
-    return _OTHER_NAMES.get(config.site.language.split("-")[0].lower(), "Other")
+    """The name of the group of articles without a topic, in the site's language."""
+    return localisation(config.site.language).pgettext("the topic of articles that have none", "Other")
 
 
 def _topic_order(
