@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def _report_problems(problems: list[Any]) -> None:
 
 
 _EPILOG = "\b\nExit status:\n" + "\n".join(
-    f"  {status}  {meaning}" for status, meaning in exits.DESCRIPTIONS.items()
+    textwrap.fill(meaning, 76, initial_indent=f"  {status}  ", subsequent_indent="     ")
+    for status, meaning in exits.DESCRIPTIONS.items()
 )
 
 

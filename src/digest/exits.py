@@ -14,12 +14,15 @@ DELIVERY_FAILED = 4  # some deliveries failed, were deferred, or were left when 
 NOTHING_NEW = 5  # `run`: nothing new to send
 
 DESCRIPTIONS: dict[int, str] = {
-    OK: "done (for check: nothing wrong)",
-    ERROR: "error: config, state, or (for check) a problem found",
+    OK: "done: the feeds are built, the digest was sent (check: nothing is wrong)",
+    ERROR: "error: the config or the state cannot be used (one `Error: …` line says why); "
+    "check found problems",
     USAGE: "usage error",
-    CONTENT_ERRORS: "some articles or subscribers skipped; the rest went out",
-    DELIVERY_FAILED: "some deliveries failed, deferred or left (the next run retries)",
-    NOTHING_NEW: "nothing new to send (run)",
+    CONTENT_ERRORS: "some articles (or, for run, subscribers) could not be used and were skipped, each "
+    "listed on its own line; everything else was published",
+    DELIVERY_FAILED: "some deliveries failed: refused (5xx, final), deferred (4xx) or left when delivery "
+    "stopped; the next run retries the deferred and the left ones",
+    NOTHING_NEW: "run: nothing new to send",
 }
 
 
