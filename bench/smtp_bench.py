@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from digest.config import Config, load_config
-from digest.jobs import next_digest, run
+from digest.jobs import run, upcoming
 from digest.message import build_message, make_message_id
 from digest.selection import Digest
 from digest.templating import render_digest
@@ -70,7 +70,7 @@ def deliver_to_many(work: Path, recipients: int) -> tuple[int, float, str]:
     try:
         _wait_for(port, time.monotonic() + 10)
         config = load_config(_site(work, recipients, port))
-        digest = next_digest(config, NOW)
+        digest = upcoming(config, NOW).digest
         started = time.perf_counter()
         report = run(config, NOW)
         seconds = time.perf_counter() - started

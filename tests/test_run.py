@@ -121,7 +121,7 @@ def test_nothing_published_means_nothing_sent_and_exit_5(site: Site) -> None:
 
 def test_next_digest_is_what_run_sends_and_records_nothing(run_site: Site) -> None:
     config = config_of(run_site)
-    preview = jobs.next_digest(config, NOW)
+    preview = jobs.upcoming(config, NOW).digest
     assert preview is not None
     assert not config.state.path.parent.exists()  # not even the folder of the database
     report = jobs.run(config, NOW)
@@ -130,7 +130,7 @@ def test_next_digest_is_what_run_sends_and_records_nothing(run_site: Site) -> No
     state.close()
     assert recorded is not None and recorded.article_ids == preview.article_ids
     assert report.articles == len(preview.article_ids)
-    assert jobs.next_digest(config, NOW + dt.timedelta(hours=1)) is None  # everything was sent
+    assert jobs.upcoming(config, NOW + dt.timedelta(hours=1)).digest is None  # everything was sent
 
 
 def test_one_rendering_per_distinct_topic_set_not_per_subscriber(run_site: Site) -> None:
@@ -308,7 +308,7 @@ def test_correcting_the_date_of_a_sent_article_does_not_send_it_again(run_site: 
     run_site.add("a.md", article_text("Alpha", "2025-06-24T10:00:00+08:00", main_topics=["AI"]))
     report = jobs.run(config_of(run_site), NOW + WEEK)
     assert run_status(report) == EXIT_NOTHING_NEW
-    assert jobs.next_digest(config_of(run_site), NOW + WEEK) is None
+    assert jobs.upcoming(config_of(run_site), NOW + WEEK).digest is None
 
 
 # ---------------------------------------------------------------- one summary, in the feed and the email

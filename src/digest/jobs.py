@@ -391,12 +391,11 @@ def _compose(
 ) -> Digest | None:
     """The digest of what is new, its summaries read from the render stage (the cache when there is
     one): the same values the feeds show. Only the new articles' Markdown is read, when not cached."""
-    from .selection import new_articles
-    from .weekly import compose
+    from .selection import new_articles, select_digest
 
-    new = new_articles(articles, config, now, history.previous_cutoff, history.sent_ids)
-    entries = render_entries(new, config, cache, prune=False)
-    return compose(config, articles, now, history, entries)
+    cutoff, sent = history.previous_cutoff, history.sent_ids
+    entries = render_entries(new_articles(articles, config, now, cutoff, sent), config, cache, prune=False)
+    return select_digest(articles, config, now, cutoff, sent, entries)
 
 
 @dataclass(frozen=True)
@@ -415,11 +414,6 @@ def upcoming(config: Config, now: dt.datetime) -> Upcoming:
     history = peek_history(config.state.path)
     articles = peek_stable_ids(collect(config, cache=None, bodies=False).articles, config.state.path)
     return Upcoming(_compose(config, articles, now, history, None), history.periods)
-
-
-def next_digest(config: Config, now: dt.datetime) -> Digest | None:
-    """The digest that would go out at `now` (`upcoming`'s digest); read-only."""
-    return upcoming(config, now).digest
 
 
 # ---------------------------------------------------------------- the scheduler's record

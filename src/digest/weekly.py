@@ -1,7 +1,7 @@
-"""The digest's half of the weekly run, as steps `jobs.run` calls in order: compose what is new, record
-it with its renderings and one pending delivery per recipient, write its web copy, and deliver it,
-recording each delivery as the server accepts it. This module never imports `jobs`; it is handed the
-state, the articles and their renderings.
+"""The digest's half of the weekly run, as steps `jobs.run` calls in order once it has composed the
+digest: record it with its renderings and one pending delivery per recipient, write its web copy, and
+deliver it, recording each delivery as the server accepts it. This module never imports `jobs`; it is
+handed the state, the digest and the subscribers.
 """
 
 from __future__ import annotations
@@ -10,37 +10,22 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .config import Config
-from .content import Article
 from .delivery import Transport
 from .errors import DeliveryError
 from .message import build_message, make_message_id
 from .output import safe_join, write_atomic
-from .render import RenderedEntry
 from .reports import RunReport
-from .selection import Digest, for_topics, select_digest
-from .state import OPEN_STATUSES, Delivery, DigestRecord, History, State
+from .selection import Digest, for_topics
+from .state import OPEN_STATUSES, Delivery, DigestRecord, State
 from .subscribers import SubscriberList
 from .templating import RenderedDigest, archive_files, render_digest
 
 log = logging.getLogger(__name__)
 
 WEB_VARIANT = "web"  # the archive copy's stored rendering; never sent to anyone
-
-
-def compose(
-    config: Config,
-    articles: Sequence[Article],
-    now: dt.datetime,
-    history: History,
-    entries: Mapping[str, RenderedEntry],
-) -> Digest | None:
-    """The digest that goes out at `now` after the digests in `history`, its items' summaries and
-    images read from `entries` (the render stage's, by entry id)."""
-    return select_digest(articles, config, now, history.previous_cutoff, history.sent_ids, entries)
 
 
 def _parts(rendered: RenderedDigest) -> dict[str, Any]:
