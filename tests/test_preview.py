@@ -217,3 +217,30 @@ def test_a_broken_template_shows_the_error_and_keeps_serving(server: PreviewServ
     assert status == 200
     assert 'class="warnings error"' in page and "template error" in page
     assert 'id="notes"' not in page  # no digest to describe
+
+
+def test_the_preview_page_is_a_template_an_editor_may_override(server: PreviewServer, site: Site) -> None:
+    shipped = (PROJECT / "templates" / "preview.html.j2").read_text(encoding="utf-8")
+    assert "<strong>digest preview</strong>" in shipped
+    (site.root / "tpl" / "preview.html.j2").write_text(
+        shipped.replace("<strong>digest preview</strong>", "<strong>OUR PREVIEW</strong>"), encoding="utf-8"
+    )
+    version = wait_for_version(server, 1)
+    assert "<strong>OUR PREVIEW</strong>" in get(server, "/")[1]
+    # A broken override still gives a page that says what is wrong (from the shipped template).
+    (site.root / "tpl" / "preview.html.j2").write_text("{% if %}\n", encoding="utf-8")
+    wait_for_version(server, version)
+    status, page = get(server, "/")
+    assert status == 200 and 'class="warnings error"' in page
+    assert "preview.html.j2:1: template error" in page
+
+
+def test_a_template_cannot_reach_the_process_in_the_served_preview(server: PreviewServer, site: Site) -> None:
+    template = site.root / "tpl" / "digest.txt.j2"
+    template.write_text(
+        template.read_text(encoding="utf-8") + "{{ cycler.__init__.__globals__.os.popen('id').read() }}\n",
+        encoding="utf-8",
+    )
+    wait_for_version(server, 1)
+    page = get(server, "/")[1]
+    assert "is unsafe" in page and "uid=" not in page
