@@ -305,6 +305,9 @@ def test_dates_in_the_site_language(site: Site) -> None:
         ("en", "In this issue", "Other", "1 article", "June 30, 2025"),
         ("en-GB", "In this issue", "Other", "1 article", "30 June 2025"),
         ("de", "In this issue", "Other", "1 article", "30. Juni 2025"),
+        # The longest prefix Babel knows (RFC 4647 lookup); none at all: ISO 8601.
+        ("en-US-x-twain", "In this issue", "Other", "1 article", "June 30, 2025"),
+        ("tlh", "In this issue", "Other", "1 article", "2025-06-30"),
     ],
 )
 def test_the_words_come_from_one_catalogue_and_the_dates_from_the_locale(

@@ -66,10 +66,15 @@ def localisation(tag: str) -> Localisation:
 
 
 def _parse(tag: str) -> Locale | None:
-    try:
-        return Locale.parse(tag.strip().replace("-", "_")) if tag.strip() else None
-    except (UnknownLocaleError, ValueError, TypeError):
-        return None
+    """The locale of the tag, or of its longest prefix Babel knows (RFC 4647 lookup: `en-US-x-twain` is
+    `en_US`); None when not even the language is known."""
+    subtags = tag.strip().replace("_", "-").split("-")
+    for end in range(len(subtags), 0, -1):
+        try:
+            return Locale.parse("_".join(subtags[:end]))
+        except (UnknownLocaleError, ValueError, TypeError):
+            continue
+    return None
 
 
 def _catalogue_for(locale: Locale | None) -> str:
