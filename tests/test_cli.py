@@ -80,9 +80,14 @@ def test_check_lists_every_problem_and_exits_1(runner: CliRunner, site: Site) ->
 
 
 def test_check_passes_on_the_shipped_seeds() -> None:
-    result = CliRunner().invoke(main, ["--config", str(PROJECT / "config.toml"), "check"])
+    result = CliRunner().invoke(
+        main, ["--config", str(PROJECT / "config.toml"), "check", "--now", "2026-12-01T12:00:00+08:00"]
+    )
     assert result.exit_code == 0, result.output
-    assert result.output == "config and articles OK\n"
+    assert result.output == (
+        "config and articles OK\n"
+        "next runs: 2026-12-07T08:00:00+08:00, 2026-12-14T08:00:00+08:00, 2026-12-21T08:00:00+08:00\n"
+    )
 
 
 def test_a_config_error_is_one_line_naming_the_key(runner: CliRunner, site: Site) -> None:

@@ -109,9 +109,11 @@ def build(ctx: click.Context, now: dt.datetime | None) -> None:
 
 
 @main.command(short_help="Validate the config and every article.")
+@NOW_OPTION
 @click.pass_context
-def check(ctx: click.Context) -> None:
-    """Validate the config and every article; list every problem (exit 1 when there is any)."""
+def check(ctx: click.Context, now: dt.datetime | None) -> None:
+    """Validate the config and every article; list every problem (exit 1 when there is any), else the
+    next three firings of each schedule after NOW."""
     from . import jobs
 
     config = _config(ctx)
@@ -122,6 +124,8 @@ def check(ctx: click.Context) -> None:
         click.echo(count(len(problems), "problem"), err=True)
         ctx.exit(exits.ERROR)
     click.echo("config and articles OK")
+    for line in jobs.schedule_lines(config, _resolve_now(now, config)):
+        click.echo(line)
 
 
 @main.command(short_help="Run the whole job once: feeds, digest, delivery.")

@@ -297,6 +297,13 @@ def check(config: Config) -> list[Problem]:
     return problems
 
 
+def schedule_lines(config: Config, now: dt.datetime) -> list[str]:
+    """`next runs: …` for each schedule, from the triggers `digest schedule` uses (cron.schedule_lines)."""
+    from .cron import schedule_lines as lines
+
+    return lines(config, now)
+
+
 # ---------------------------------------------------------------- the weekly job
 
 

@@ -28,11 +28,10 @@ import threading
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from . import exits, jobs
 from .config import Config
-from .cron import feeds_trigger, run_trigger
+from .cron import CrontabTrigger, feeds_trigger, next_firings, run_trigger
 from .errors import DigestError
 from .reports import feeds_line
 from .state import StoppedWaiting
@@ -47,7 +46,7 @@ _POLL = 0.5  # seconds between looks at `stop` while waiting for a signal
 
 
 def missed_run(
-    trigger: CronTrigger, now: dt.datetime, last_run: dt.datetime | None, grace: int
+    trigger: CrontabTrigger, now: dt.datetime, last_run: dt.datetime | None, grace: int
 ) -> dt.datetime | None:
     """The latest fire time within `grace` seconds before `now` that no run has covered, if any.
 
@@ -112,7 +111,7 @@ def _start(config: Config, stop: threading.Event) -> BackgroundScheduler:
         scheduler.add_job(_feeds_job, feeds, args=(config, stop), id=FEEDS_JOB, name="digest build")
     if catch_up:
         log.info("running now: %s", catch_up)
-    log.info("next digest run: %s", trigger.get_next_fire_time(None, now).isoformat())
+    log.info("next digest run: %s", ", ".join(fire.isoformat() for fire in next_firings(trigger, now, 1)))
     scheduler.start()
     return scheduler
 
@@ -139,7 +138,7 @@ def _unblock(previous: set[int | signal.Signals]) -> None:
             signal.signal(sig, handler)
 
 
-def _catch_up_reason(config: Config, trigger: CronTrigger, now: dt.datetime, grace: int) -> str:
+def _catch_up_reason(config: Config, trigger: CrontabTrigger, now: dt.datetime, grace: int) -> str:
     # On the first start nothing before now was ever owed, but from here on a fire time missed while
     # the machine is off is (jobs records `now` as the last run: that is how the next start-up knows).
     status = jobs.schedule_status(config, RUN_JOB, now)
