@@ -143,16 +143,19 @@ def _feedgen() -> tuple[type, type, type]:
             self.thumbnail = ""
 
         def extend_atom(self, entry: Any) -> Any:
-            from lxml import etree
+            # feedgen builds Atom elements with no namespace of their own ("link", not "{Atom}link"):
+            # they are Atom through the root's default xmlns. Ours are built the same way, so they
+            # serialise as plain <link> too; an "{Atom}link" would come out as <ns0:link xmlns:ns0=…>.
+            from feedgen.util import xml_elem
 
-            for old in entry.findall(f"{ATOM}link"):
+            for old in entry.findall("link"):
                 entry.remove(old)
-            anchor = entry.find(f"{ATOM}content")
+            anchor = entry.find("content")  # where feedgen itself puts an entry's links
             position = list(entry).index(anchor) + 1 if anchor is not None else len(entry)
             for offset, attributes in enumerate(self.links):
-                entry.insert(position + offset, etree.Element(f"{ATOM}link", attrib=attributes))
+                entry.insert(position + offset, xml_elem("link", attrib=attributes))
             if self.thumbnail:
-                etree.SubElement(entry, f"{{{MEDIA_NS}}}thumbnail", url=self.thumbnail)
+                xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=self.thumbnail)
             return entry
 
         def extend_rss(self, item: Any) -> Any:  # pragma: no cover - Atom only
