@@ -11,6 +11,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.stamp-install: $(BIN)/python pyproject.toml
+	@# The distribution was named "digest" (another project's on PyPI): drop the metadata of the old name.
+	rm -rf src/digest.egg-info
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

@@ -23,6 +23,18 @@ def test_help_lists_every_command() -> None:
         assert f"  {command} " in result.output
 
 
+def test_the_distribution_is_digest_publisher_and_the_command_digest() -> None:
+    from importlib.metadata import distribution
+
+    from digest import __version__
+
+    installed = distribution("digest-publisher")  # "digest" on PyPI is another project
+    assert installed.version == __version__
+    assert [(e.name, e.value) for e in installed.entry_points] == [("digest", "digest.cli:main")]
+    result = CliRunner().invoke(main, ["--version"], prog_name="digest")
+    assert result.output == f"digest, version {__version__}\n"
+
+
 def test_every_command_is_in_the_readme() -> None:
     """Each command's `--help` is in the generated reference (test_readme keeps it current)."""
     readme = (PROJECT / "README.md").read_text(encoding="utf-8")

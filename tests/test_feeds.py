@@ -9,6 +9,7 @@ import feedparser
 import pytest
 from lxml import etree
 
+from digest import __version__
 from digest.errors import OutputError
 from digest.jobs import build
 
@@ -50,6 +51,12 @@ def test_every_seed_feed_is_valid_atom_and_reads_back(site: Site, relaxng: etree
     assert site_feed.feed.title == "Test Site"
     assert site_feed.feed.language == "zh-CN"
     assert site_feed.feed.generator == "digest"
+    # The project's own page under its distribution name ("digest" on PyPI is another project).
+    assert site_feed.feed.generator_detail == {
+        "name": "digest",
+        "href": "https://pypi.org/project/digest-publisher/",
+        "version": __version__,
+    }
     self_links = [link for link in site_feed.feed.links if link.rel == "self"]
     assert self_links == [
         {"rel": "self", "type": "application/atom+xml", "href": "https://example.com/feeds/index.xml"}

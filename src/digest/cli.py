@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from . import exits
+from . import DISTRIBUTION, exits
 from .config import Config, load_config
 from .errors import DigestError
 from .reports import count
@@ -85,7 +85,7 @@ class _Commands(click.Group):
     show_default=True,
     help="The configuration file (env DIGEST_CONFIG).",
 )
-@click.version_option(package_name="digest")
+@click.version_option(package_name=DISTRIBUTION)
 @click.pass_context
 def main(ctx: click.Context, config_path: Path) -> None:
     """digest: per-topic Atom feeds and a weekly email digest from a folder of Markdown articles."""

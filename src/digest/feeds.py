@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
 
+from . import DISTRIBUTION, __version__
 from .config import Config
 from .content import Article, Topic, clean_xml_text, site_topics, topic_key
 from .errors import OutputError
@@ -26,7 +27,7 @@ from .render import RenderedEntry
 
 SITE_FEED = "index"
 GENERATOR = "digest"
-GENERATOR_URI = "https://pypi.org/project/digest/"
+GENERATOR_URI = f"https://pypi.org/project/{DISTRIBUTION}/"  # the project's own page, not the config's
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 ATOM = "{http://www.w3.org/2005/Atom}"
 EMPTY_FEED_UPDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -187,7 +188,7 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
     generator.link(href=alternate, rel="alternate", type="text/html")
     generator.language(site.language)
     generator.author({"name": clean_xml_text(site.author or site.title)})
-    generator.generator(GENERATOR, uri=GENERATOR_URI)
+    generator.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
     updated = max((_atom_time(a.lastmod) for a in spec.articles), default=EMPTY_FEED_UPDATED)
     generator.updated(updated)
     topics_scheme = urljoin(site.base_url, "topics/")
