@@ -60,7 +60,7 @@ def test_build_with_a_broken_article_publishes_the_rest_and_exits_3(runner: CliR
         "skipped: content/bad.md:3: front matter: 'date' is not a date ('someday') "
         "(use ISO 8601, e.g. 2025-06-25T17:10:04+08:00 or 2025-06-25)"
     ]
-    assert result.stdout == "1 of 1 article published in 1 feed; 3 files changed; 1 article skipped\n"
+    assert result.stdout == "1 of 1 article published in 1 feed; 3 files changed; 1 problem\n"
     assert (site.feeds / "index.xml").exists()
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from click.testing import CliRunner
 from lxml import etree
 
 from digest import __version__
+from digest.cli import main
 from digest.errors import OutputError
 from digest.jobs import build
 
@@ -92,7 +94,10 @@ def test_entry_links_keep_rel_and_type_despite_feedgen_135(site: Site) -> None:
         {"rel": "alternate", "type": "text/html", "href": "https://example.com/posts/a/"}
     ]
     # A plain <link>, right after the content as feedgen places links, for readers that match `<link`.
-    assert b'</content>\n    <link rel="alternate" type="text/html" href="https://example.com/posts/a/"/>\n' in data
+    assert (
+        b'</content>\n    <link rel="alternate" type="text/html" href="https://example.com/posts/a/"/>\n'
+        in data
+    )
     assert b"ns0" not in data
     assert feedparser.parse(data).entries[0].links == [
         {"rel": "alternate", "type": "text/html", "href": "https://example.com/posts/a/"}
@@ -174,6 +179,61 @@ def test_two_topics_on_one_file_name_is_an_error_not_an_overwrite(site: Site) ->
     with pytest.raises(OutputError, match=r"would share the feed file same\.xml"):
         build(site.config(), NOW)
     assert not (site.feeds / "same.xml").exists()
+
+
+def test_a_new_topic_whose_slug_is_taken_gets_its_hashed_name_and_a_problem_line(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.add("cpp.md", article_text(title="Templates", date="2025-06-01T10:00:00+08:00", main_topics=["C++"]))
+    site.add("csharp.md", article_text(title="Records", date="2025-06-20T10:00:00+08:00", main_topics=["C#"]))
+    monkeypatch.chdir(site.root)
+    result = CliRunner().invoke(main, ["build", "--now", NOW.isoformat()])
+    assert result.exit_code == 3, result.output  # something to look at, and everything published
+    assert result.stderr.splitlines() == [
+        "skipped: content/csharp.md: topic 'C#' would share the feed file c.xml with 'C++': "
+        "published as topic-951a4d36e0.xml (give 'C#' a slug of its own in [feeds] topic_slugs)"
+    ]
+    assert result.stdout == "2 of 2 articles published in 3 feeds; 5 files changed; 1 problem\n"
+    # The older topic keeps its file; the newer one is published under its stable hashed name.
+    cpp = feedparser.parse((site.feeds / "c.xml").read_bytes())
+    csharp = feedparser.parse((site.feeds / "topic-951a4d36e0.xml").read_bytes())
+    assert (cpp.feed.title, [e.title for e in cpp.entries]) == ("Test Site · C++", ["Templates"])
+    assert (csharp.feed.title, [e.title for e in csharp.entries]) == ("Test Site · C#", ["Records"])
+    assert [e.title for e in feedparser.parse((site.feeds / "index.xml").read_bytes()).entries] == [
+        "Records",
+        "Templates",
+    ]
+    # `check` reports the same line (and fails, so an editor sees it before a build does).
+    checked = CliRunner().invoke(main, ["check"])
+    assert checked.exit_code == 1
+    assert checked.stdout.splitlines() == [result.stderr.splitlines()[0].removeprefix("skipped: ")]
+
+
+def test_a_topic_clash_does_not_stop_the_weekly_run(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    site.write_config('[subscribers]\nlist = [{ email = "a@example.com" }]\n')
+    site.add("csharp.md", article_text(title="Records", date="2025-06-20T10:00:00+08:00", main_topics=["C#"]))
+    site.add("cpp.md", article_text(title="Templates", date="2025-06-27T10:00:00+08:00", main_topics=["C++"]))
+    monkeypatch.chdir(site.root)
+    result = CliRunner().invoke(main, ["run", "--now", NOW.isoformat()])
+    assert result.exit_code == 3, result.output
+    # C# came first this time: it keeps c.xml, and C++ is the one renamed.
+    assert result.stderr.splitlines() == [
+        "skipped: content/cpp.md: topic 'C++' would share the feed file c.xml with 'C#': "
+        "published as topic-cedb1bac7e.xml (give 'C++' a slug of its own in [feeds] topic_slugs)"
+    ]
+    assert sorted(p.name for p in _feeds(site.feeds)) == ["c.xml", "index.xml", "topic-cedb1bac7e.xml"]
+    assert len(list((site.root / "outbox").glob("*.eml"))) == 1  # the digest went out
+
+
+def test_a_slug_from_the_config_wins_over_a_derived_one(site: Site) -> None:
+    site.write_config('[feeds.topic_slugs]\n"Systems" = "c"\n')
+    site.add("cpp.md", article_text(title="Old", date="2025-06-01T10:00:00+08:00", main_topics=["C++"]))
+    site.add("sys.md", article_text(title="New", date="2025-06-20T10:00:00+08:00", main_topics=["Systems"]))
+    report = build(site.config(), NOW)
+    assert [p.message for p in report.problems] == [
+        "topic 'C++' would share the feed file c.xml with 'Systems': published as topic-cedb1bac7e.xml"
+    ]
+    assert feedparser.parse((site.feeds / "c.xml").read_bytes()).feed.title == "Test Site · Systems"
 
 
 def test_a_traversal_shaped_topic_stays_inside_feeds(site: Site, tmp_path: Path) -> None:

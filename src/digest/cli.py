@@ -103,7 +103,7 @@ def build(ctx: click.Context, now: dt.datetime | None) -> None:
     config = _config(ctx)
     report = jobs.build(config, _resolve_now(now, config))
     _report_problems(report.problems)
-    skipped = f"; {count(len(report.problems), 'article')} skipped" if report.problems else ""
+    skipped = f"; {count(len(report.problems), 'problem')}" if report.problems else ""
     click.echo(report.summary() + skipped)
     ctx.exit(exits.build_status(report))
 

@@ -298,6 +298,11 @@ def _reject_duplicates(collection: Collection, display_root: str, known_ids: Set
     collection.problems.sort(key=lambda p: p.path)
 
 
+def shown_path(config: Config, source: str) -> str:
+    """An article's path as problems name it, for stages after this one (feeds' topic clashes)."""
+    return _shown(_ParseSettings.of(config).display_root, source)
+
+
 def _shown(display_root: str, rel: str) -> str:
     """An article's path as the user would type it."""
     return rel if display_root == "." else f"{display_root}/{rel}"

@@ -21,8 +21,8 @@ from urllib.parse import quote, urljoin
 
 from . import DISTRIBUTION, __version__
 from .config import Config
-from .content import Article, Topic, clean_xml_text, site_topics, topic_key
-from .errors import OutputError
+from .content import Article, Topic, clean_xml_text, shown_path, site_topics, topic_key
+from .errors import OutputError, Problem
 from .render import RenderedEntry
 
 SITE_FEED = "index"
@@ -46,6 +46,7 @@ class FeedSpec:
 @dataclass(frozen=True)
 class FeedPlan:
     feeds: tuple[FeedSpec, ...]  # the site feed first, then topics by slug
+    problems: tuple[Problem, ...] = ()  # topics that lost their file name to an older one
 
     @property
     def articles(self) -> list[Article]:
@@ -70,8 +71,21 @@ def feeds_url(config: Config) -> str:
 
 
 def topic_slug(topic: Topic, config: Config) -> str:
-    """The file name of a topic's feed: from `[feeds] topic_slugs`, else an ASCII slug of the name,
-    else a short stable hash of the topic (Chinese names have no ASCII letters to keep)."""
+    """The file name a topic asks for: from `[feeds] topic_slugs`, else an ASCII slug of the name, else
+    its hashed name (Chinese names have no ASCII letters to keep). `plan_feeds` settles clashes."""
+    configured = configured_slug(topic, config)
+    if configured is not None:
+        return configured
+    ascii_name = unicodedata.normalize("NFKD", topic.key).encode("ascii", "ignore").decode()
+    if ascii_name == topic.key:  # nothing was dropped: the name is ASCII
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:60].strip("-")
+        if slug and slug not in _RESERVED:
+            return slug
+    return hashed_slug(topic)
+
+
+def configured_slug(topic: Topic, config: Config) -> str | None:
+    """The topic's slug from `[feeds] topic_slugs`, if it has one; an unusable one is a config error."""
     for name, slug in config.feeds.topic_slugs.items():
         if topic_key(name) == topic.key:
             if not _SLUG_OK.match(slug) or slug in _RESERVED:
@@ -82,11 +96,11 @@ def topic_slug(topic: Topic, config: Config) -> str:
                     hint="use lowercase letters, digits, '-' and '_', and not 'index'",
                 )
             return slug
-    ascii_name = unicodedata.normalize("NFKD", topic.key).encode("ascii", "ignore").decode()
-    if ascii_name == topic.key:  # nothing was dropped: the name is ASCII
-        slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:60].strip("-")
-        if slug and slug not in _RESERVED:
-            return slug
+    return None
+
+
+def hashed_slug(topic: Topic) -> str:
+    """A short stable hash of the topic: the same on every machine and run (unlike hash())."""
     return "topic-" + hashlib.sha256(topic.key.encode("utf-8")).hexdigest()[:10]
 
 
@@ -96,30 +110,60 @@ def _newest_first(articles: Sequence[Article]) -> list[Article]:
 
 
 def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
-    """Which articles go into which feed; raises OutputError when two topics would share a file."""
+    """Which articles go into which feed, and under which file name.
+
+    Slugs from `[feeds] topic_slugs` come first; two topics given one there is a config error
+    (OutputError). A derived slug already taken (`C#` and `C++` both make `c`) goes to the older topic,
+    the one whose first article is older, so a new article never takes an existing feed's file; the
+    newer topic gets its hashed name and a problem line, and everything else is published.
+    """
     limit = config.feeds.max_entries
     newest = _newest_first(published)
     site_title = clean_xml_text(config.site.title)
     specs = [FeedSpec(SITE_FEED, site_title, None, tuple(newest[:limit]))]
     members: dict[str, list[Article]] = {}
+    first_seen: dict[str, Article] = {}
     for article in newest:
         for name in article.topics:
             members.setdefault(topic_key(name), []).append(article)
+            first_seen[topic_key(name)] = article  # the last one seen is the oldest
+    topics = site_topics(published)  # oldest first
     owners: dict[str, Topic] = {}
-    for key, topic in sorted(site_topics(published).items()):
-        slug = topic_slug(topic, config)
+    slugs: dict[str, str] = {}
+    for topic in topics.values():
+        slug = configured_slug(topic, config)
+        if slug is None:
+            continue
         if slug in owners:
+            first, second = sorted((owners[slug].name, topic.name))
             raise OutputError(
-                f"topics {owners[slug].name!r} and {topic.name!r} would share the feed file {slug}.xml",
+                f"topics {first!r} and {second!r} would share the feed file {slug}.xml",
                 path=str(config.path),
                 key="feeds.topic_slugs",
                 hint="give one of them its own slug",
             )
-        owners[slug] = topic
+        owners[slug], slugs[topic.key] = topic, slug
+    problems: list[Problem] = []
+    for topic in topics.values():
+        if topic.key in slugs:
+            continue
+        slug = topic_slug(topic, config)
+        if slug in owners:
+            wanted, slug = slug, hashed_slug(topic)
+            problems.append(
+                Problem(
+                    shown_path(config, first_seen[topic.key].source),
+                    f"topic {topic.name!r} would share the feed file {wanted}.xml with "
+                    f"{owners[wanted].name!r}: published as {slug}.xml",
+                    hint=f"give {topic.name!r} a slug of its own in [feeds] topic_slugs",
+                )
+            )
+        owners[slug], slugs[topic.key] = topic, slug
+    for key, topic in topics.items():
         title = clean_xml_text(f"{config.site.title} · {topic.name}")
-        specs.append(FeedSpec(slug, title, topic, tuple(members[key][:limit])))
+        specs.append(FeedSpec(slugs[key], title, topic, tuple(members[key][:limit])))
     specs[1:] = sorted(specs[1:], key=lambda s: s.slug)
-    return FeedPlan(tuple(specs))
+    return FeedPlan(tuple(specs), tuple(problems))
 
 
 # ---------------------------------------------------------------- feedgen, with two fixes

@@ -174,7 +174,7 @@ def _build_feeds(
         published=len(published),
         feeds=len(plan.feeds),
         parsed=parsed,
-        problems=list(problems),
+        problems=[*problems, *plan.problems],  # unreadable articles, then topics renamed by a clash
     )
     folder = config.feeds.dir
     fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint(config)}"
@@ -283,7 +283,7 @@ def check(config: Config) -> list[Problem]:
     try:
         from .feeds import plan_feeds
 
-        plan_feeds(collection.articles, config)  # every topic, published yet or not
+        problems.extend(plan_feeds(collection.articles, config).problems)  # every topic, published or not
     except OutputError as exc:
         problems.append(Problem.from_error(exc, str(config.path)))
     if config.subscribers.file is not None or config.subscribers.list:
@@ -350,8 +350,8 @@ def _run_locked(
     cache = Cache(state.db)
     collection = collect(config, cache, bodies=False, known_ids=state.known_entry_ids())
     articles = stable_ids(collection.articles, state, now)
-    report.problems.extend(collection.problems)
     report.build = _build_feeds(config, now, articles, collection.problems, cache, parsed=collection.parsed)
+    report.problems.extend(report.build.problems)  # the unreadable articles, then renamed topics
 
     # Then what delivery needs, before the digest records anything: a list with nobody usable in it
     # would record a digest sent to nobody and mark its articles sent; no sender address or password
