@@ -12,7 +12,7 @@ from lxml import etree
 
 from digest import __version__
 from digest.cli import main
-from digest.errors import OutputError
+from digest.errors import DigestError, OutputError
 from digest.jobs import build
 
 from conftest import ATOM_SCHEMA, NOW, Site, article_text
@@ -266,6 +266,48 @@ def test_opml_and_index_page_list_every_feed_with_autodiscovery(site: Site) -> N
     page = (site.feeds / "index.html").read_text(encoding="utf-8")
     assert page.count('<link rel="alternate" type="application/atom+xml"') == 3
     assert 'href="https://example.com/feeds/chips.xml"' in page
+
+
+def test_index_page_and_opml_escape_what_they_show(site: Site) -> None:
+    site.set("site", title='Tom & "Jerry" <b>')
+    site.add("1.md", article_text(title="One", main_topics=["<script>alert(1)</script>"]))
+    build(site.config(), NOW)
+    page = (site.feeds / "index.html").read_text(encoding="utf-8")
+    assert "<script>" not in page and "<b>" not in page
+    assert "<h1>Tom &amp; &#34;Jerry&#34; &lt;b&gt;</h1>" in page
+    assert '<a href="script-alert-1-script.xml">&lt;script&gt;alert(1)&lt;/script&gt;</a>' in page
+    opml = etree.parse(str(site.feeds / "feeds.opml"))  # well-formed XML despite the & and <
+    assert opml.findtext("head/title") == 'Tom & "Jerry" <b>'
+    assert [o.get("text") for o in opml.iter("outline")][1] == 'Tom & "Jerry" <b> · <script>alert(1)</script>'
+
+
+def test_the_index_page_and_opml_templates_can_be_overridden_and_are_sandboxed(site: Site) -> None:
+    site.add("1.md", article_text(title="One", main_topics=["AI"]))
+    own = site.root / "templates"
+    own.mkdir()
+    (own / "feeds_index.html.j2").write_text(
+        "<ul>{% for feed in feeds %}<li>{{ feed.name }}: {{ feed.url }}</li>{% endfor %}</ul>\n",
+        encoding="utf-8",
+    )
+    build(site.config(), NOW)
+    assert (site.feeds / "index.html").read_text(encoding="utf-8") == (
+        "<ul><li>Test Site: https://example.com/feeds/index.xml</li>"
+        "<li>AI: https://example.com/feeds/ai.xml</li></ul>\n"
+    )
+    assert (
+        (site.feeds / "feeds.opml").read_bytes().startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<opml')
+    )
+    # An edited template alone is a change: the next build writes the page again.
+    (own / "feeds_index.html.j2").write_text("{{ feeds | length }} feeds\n", encoding="utf-8")
+    assert build(site.config(), NOW).written == ["index.html"]
+    assert (site.feeds / "index.html").read_text(encoding="utf-8") == "2 feeds\n"
+    # A template that reaches for Python internals is stopped by the sandbox, naming the file.
+    (own / "feeds.opml.j2").write_text(
+        "{{ feeds.__class__.__mro__[1].__subclasses__() }}\n", encoding="utf-8"
+    )
+    with pytest.raises(DigestError, match=r"template error: access to attribute '__class__'") as caught:
+        build(site.config(), NOW)
+    assert caught.value.path == "feeds.opml.j2"
 
 
 def test_summary_only_feeds_when_full_content_is_off(site: Site) -> None:

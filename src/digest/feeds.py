@@ -23,6 +23,7 @@ from . import DISTRIBUTION, __version__
 from .config import Config
 from .content import Article, Topic, clean_xml_text, shown_path, site_topics, topic_key
 from .errors import OutputError, Problem
+from .jinja import render_template, template_fingerprint
 from .render import RenderedEntry
 
 SITE_FEED = "index"
@@ -57,6 +58,7 @@ class FeedPlan:
     def fingerprint(self, config: Config) -> str:
         """Changes whenever any byte of the output could: the entries, their content, the config."""
         digest = hashlib.sha256(repr((config.site, config.content, config.feeds)).encode())
+        digest.update(pages_fingerprint(config).encode())
         for spec in self.feeds:
             digest.update(f"\0{spec.slug}\0{spec.title}".encode())
             for article in spec.articles:  # every field, so a change of settings that changes one counts
@@ -268,75 +270,50 @@ def _teaser_html(article: Article, rendered: RenderedEntry) -> str:
     )
 
 
-def quoteattr(value: str) -> str:
-    """An XML attribute value in double quotes (xml.sax.saxutils would import urllib.request)."""
-    return '"' + html.escape(value, quote=True) + '"'
+OPML = "feeds.opml"
+OPML_TEMPLATE = "feeds.opml.j2"
+INDEX_TEMPLATE = "feeds_index.html.j2"
+
+
+def _page_context(plan: FeedPlan, config: Config) -> dict[str, object]:
+    """What the index page and the OPML templates see: the site, and every feed in the plan's order."""
+    base = feeds_url(config)
+    title = clean_xml_text(config.site.title)
+    return {
+        "site": {"title": title, "language": config.site.language, "url": config.site.base_url},
+        "opml": OPML,
+        "feeds": [
+            {
+                "slug": spec.slug,
+                "file": f"{spec.slug}.xml",
+                "url": urljoin(base, f"{spec.slug}.xml"),
+                "title": spec.title,
+                "name": clean_xml_text(spec.topic.name) if spec.topic else title,
+                "entries": len(spec.articles),
+            }
+            for spec in plan.feeds
+        ],
+    }
+
+
+def pages_fingerprint(config: Config) -> str:
+    """Changes when the index page's or the OPML's template does (an editor's override included)."""
+    return template_fingerprint(config, (INDEX_TEMPLATE, OPML_TEMPLATE))
 
 
 def render_opml(plan: FeedPlan, config: Config) -> bytes:
-    lines = [
-        '<?xml version="1.0" encoding="UTF-8"?>',
-        '<opml version="2.0">',
-        "  <head>",
-        f"    <title>{html.escape(clean_xml_text(config.site.title), quote=False)}</title>",
-        "  </head>",
-        "  <body>",
-    ]
-    for spec in plan.feeds:
-        url = urljoin(feeds_url(config), f"{spec.slug}.xml")
-        lines.append(
-            f'    <outline type="rss" version="ATOM" text={quoteattr(spec.title)} '
-            f"title={quoteattr(spec.title)} xmlUrl={quoteattr(url)} />"
-        )
-    lines += ["  </body>", "</opml>", ""]
-    return "\n".join(lines).encode("utf-8")
+    """The OPML list of every feed, from `feeds.opml.j2`."""
+    return render_template(config, OPML_TEMPLATE, _page_context(plan, config)).encode("utf-8")
 
 
 def render_index_html(plan: FeedPlan, config: Config) -> bytes:
-    site = config.site
-    esc = html.escape
-    links = []
-    items = []
-    for spec in plan.feeds:
-        url = urljoin(feeds_url(config), f"{spec.slug}.xml")
-        links.append(
-            f'  <link rel="alternate" type="application/atom+xml" title="{esc(spec.title)}" '
-            f'href="{esc(url)}">'
-        )
-        name = spec.topic.name if spec.topic else site.title
-        count = len(spec.articles)
-        items.append(
-            f'    <li id="{esc(spec.slug)}"><a href="{esc(spec.slug)}.xml">{esc(name)}</a> '
-            f"<small>({count})</small></li>"
-        )
-    page = [
-        "<!DOCTYPE html>",
-        f'<html lang="{esc(site.language)}">',
-        "<head>",
-        '  <meta charset="utf-8">',
-        '  <meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"  <title>{esc(site.title)} · Feeds</title>",
-        *links,
-        "  <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;"
-        "line-height:1.6}li{margin:.3rem 0}small{color:#666}</style>",
-        "</head>",
-        "<body>",
-        f"  <h1>{esc(site.title)}</h1>",
-        "  <p>Atom feeds: subscribe to the whole site or to one topic. "
-        '<a href="feeds.opml">OPML</a> lists them all.</p>',
-        "  <ul>",
-        *items,
-        "  </ul>",
-        "</body>",
-        "</html>",
-        "",
-    ]
-    return "\n".join(page).encode("utf-8")
+    """The feeds folder's index page (autodiscovery links and a list), from `feeds_index.html.j2`."""
+    return render_template(config, INDEX_TEMPLATE, _page_context(plan, config)).encode("utf-8")
 
 
 def render_files(plan: FeedPlan, entries: Mapping[str, RenderedEntry], config: Config) -> dict[str, bytes]:
     """Every file digest writes under `[feeds] dir`, by relative path."""
     files = {f"{spec.slug}.xml": render_feed(spec, entries, config) for spec in plan.feeds}
-    files["feeds.opml"] = render_opml(plan, config)
+    files[OPML] = render_opml(plan, config)
     files["index.html"] = render_index_html(plan, config)
     return files

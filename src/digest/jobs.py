@@ -63,9 +63,12 @@ def build(
 
 
 def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport:
+    from .feeds import pages_fingerprint  # cheap: feedgen and Jinja load only when there is work
+
     files = scan(config)
     signature = (
         f"{__version__}:{RENDER_VERSION}:{tree_signature(config, files)}:{_config_fingerprint(config)}"
+        f":{pages_fingerprint(config)}"
     )
     folder = str(config.feeds.dir)
     state = State.open(config.state.path)

@@ -1,0 +1,91 @@
+"""Where templates are found, and the sandboxed Jinja environment the feeds' pages are rendered in.
+
+Small and light on purpose (Jinja only): `digest build` renders the feeds' index page and OPML with it
+and must not load the email stage (premailer, cssutils) to do so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import Config
+from .errors import DigestError
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
+
+# The shipped templates, as package data: `src/digest/templates` is a symlink to the repository's
+# `templates/` (the editors' copy), and a wheel holds a copy of the files (pyproject's package-data).
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
+# The repository's own folder, for a checkout where the symlink did not survive (git core.symlinks=false).
+PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def template_folders(config: Config) -> list[Path]:
+    """Where templates are looked up, first match wins: the editors' `[digest] templates`, the
+    `templates/` beside the config file, then the shipped ones (so an editor may override one file)."""
+    folders: list[Path] = []
+    custom = config.digest.templates
+    if custom is not None and not custom.is_dir():
+        raise DigestError(
+            f"templates folder not found: {custom}",
+            path=str(config.path),
+            key="digest.templates",
+            hint="point [digest] templates at a folder",
+        )
+    for folder in (custom, config.root / "templates", PACKAGE_TEMPLATES, PROJECT_TEMPLATES):
+        if folder is not None and folder.is_dir() and folder.resolve() not in folders:
+            folders.append(folder.resolve())
+    return folders
+
+
+def template_fingerprint(config: Config, names: Iterable[str]) -> str:
+    """Changes whenever one of these templates would: which file is found for each name, and its bytes
+    (cheap, and without Jinja: an unchanged build checks it before deciding there is nothing to do)."""
+    digest = hashlib.sha256()
+    folders = template_folders(config)
+    for name in names:
+        found = next((folder / name for folder in folders if (folder / name).is_file()), None)
+        digest.update(f"\0{name}\0{found}\0".encode())
+        if found is not None:
+            digest.update(found.read_bytes())
+    return digest.hexdigest()
+
+
+def sandboxed_environment(config: Config) -> SandboxedEnvironment:
+    """A sandboxed environment over the template folders, autoescaped for everything but plain-text
+    templates (HTML escaping is right for XML too: OPML).
+
+    A new one each time: Jinja's template cache checks only the file a template came from, so an
+    override added later to an earlier folder would go unseen by a long-lived process.
+    """
+    from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(
+        loader=ChoiceLoader([FileSystemLoader(folder) for folder in template_folders(config)]),
+        autoescape=select_autoescape(disabled_extensions=("txt", "txt.j2"), default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(config: Config, name: str, context: dict[str, object]) -> str:
+    """Template `name` filled with `context`; a broken or unsafe template is a DigestError naming it."""
+    from jinja2 import TemplateError
+
+    try:
+        return sandboxed_environment(config).get_template(name).render(context)
+    except TemplateError as exc:
+        where = getattr(exc, "filename", None) or getattr(exc, "name", None) or name
+        raise DigestError(
+            f"template error: {getattr(exc, 'message', None) or exc}",
+            path=str(where),
+            line=getattr(exc, "lineno", None),
+            hint="see [digest] templates",
+        ) from None
