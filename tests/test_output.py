@@ -36,26 +36,37 @@ def test_unchanged_bytes_are_not_rewritten(tmp_path: Path) -> None:
 
 def test_a_reader_never_sees_half_a_file(tmp_path: Path) -> None:
     path = tmp_path / "feed.xml"
-    versions = [b"a" * 3_000_000, b"b" * 2_000_000]
-    write_atomic(path, versions[0])
-    seen: set[int] = set()
+    versions = {3_000_000: b"a" * 3_000_000, 2_000_000: b"b" * 2_000_000}
+    write_atomic(path, versions[3_000_000])
+    torn: list[str] = []  # what the reader saw that no writer wrote: checked here, not in its thread
+    reads = 0
     stop = threading.Event()
 
     def read() -> None:
+        nonlocal reads
         while not stop.is_set():
-            data = path.read_bytes()
-            assert data in versions
-            seen.add(len(data))
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                torn.append("no file")
+                continue
+            reads += 1
+            if versions.get(len(data)) != data:
+                torn.append(f"{len(data)} bytes")
 
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        for index in range(40):
-            write_atomic(path, versions[index % 2])
+        # Write until the reader has read often enough while the writer was at it (bounded).
+        for index in range(400):
+            write_atomic(path, list(versions.values())[index % 2])
+            if index >= 40 and reads >= 100:
+                break
     finally:
         stop.set()
         reader.join()
-    assert seen  # the reader did read while the writer wrote
+    assert torn == []
+    assert reads >= 100  # the reader did read while the writer wrote
 
 
 def test_write_tree_removes_only_what_it_wrote_before(tmp_path: Path) -> None:
