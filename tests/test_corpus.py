@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -53,9 +55,10 @@ def test_feeds_hold_exactly_the_published_articles_the_manifest_predicts(site: S
         date = dt.datetime.fromisoformat(str(m["date"]))
         return date if date.tzinfo else date.replace(tzinfo=now.tzinfo)
 
-    for m in manifest:
-        if dt.datetime.fromisoformat(m["date"]).tzinfo is not None:
-            assert m["future"] == (date_of(m) > now)
+    with_offset = [m for m in manifest if dt.datetime.fromisoformat(m["date"]).tzinfo is not None]
+    assert with_offset  # the generator's own "future" agrees with our reading of these dates
+    for m in with_offset:
+        assert m["future"] == (date_of(m) > now)
     published = [m for m in manifest if not m["draft"] and date_of(m) <= now]
     assert report.published == len(published)
     assert 0 < len(published) < len(manifest)  # the corpus has drafts and future articles to leave out
@@ -101,6 +104,14 @@ def test_a_parallel_cold_build_writes_the_same_bytes_as_a_serial_one(
     # Small enough to be quick, so lower the thresholds above which a build uses worker processes.
     monkeypatch.setattr(content, "_PARALLEL_THRESHOLD", 10)
     monkeypatch.setattr(jobs, "_PARALLEL_RENDER_THRESHOLD", 10)
+    pools: list[int | None] = []  # the real pool, counted: the two-worker build must use one
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, max_workers: int | None = None, **options: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **options)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
     outputs = {}
     for workers in (1, 2):
         site = Site(tmp_path / f"site{workers}")
@@ -110,6 +121,7 @@ def test_a_parallel_cold_build_writes_the_same_bytes_as_a_serial_one(
         config = load_config(site.config_path)
         report = build(config, dt.datetime.fromisoformat(GENERATOR_NOW), workers=workers)
         assert report.parsed == 120 and report.rendered > 10
+        assert pools == ([] if workers == 1 else [2, 2])  # parsing, then rendering, on two processes
         outputs[workers] = {p.name: p.read_bytes() for p in site.feeds.iterdir()}
         again = build(
             config, dt.datetime.fromisoformat(GENERATOR_NOW) + dt.timedelta(seconds=1), workers=workers
