@@ -23,7 +23,7 @@ from . import DISTRIBUTION, __version__
 from .config import Config
 from .content import Article, Topic, clean_xml_text, shown_path, site_topics, topic_key
 from .errors import OutputError, Problem
-from .jinja import render_template, template_fingerprint
+from .jinja import FEEDS_INDEX_TEMPLATE, FEEDS_OPML_TEMPLATE, feed_pages_fingerprint, render_template
 from .render import RenderedEntry
 
 SITE_FEED = "index"
@@ -58,7 +58,7 @@ class FeedPlan:
     def fingerprint(self, config: Config) -> str:
         """Changes whenever any byte of the output could: the entries, their content, the config."""
         digest = hashlib.sha256(repr((config.site, config.content, config.feeds)).encode())
-        digest.update(pages_fingerprint(config).encode())
+        digest.update(feed_pages_fingerprint(config).encode())
         for spec in self.feeds:
             digest.update(f"\0{spec.slug}\0{spec.title}".encode())
             for article in spec.articles:  # every field, so a change of settings that changes one counts
@@ -271,8 +271,6 @@ def _teaser_html(article: Article, rendered: RenderedEntry) -> str:
 
 
 OPML = "feeds.opml"
-OPML_TEMPLATE = "feeds.opml.j2"
-INDEX_TEMPLATE = "feeds_index.html.j2"
 
 
 def _page_context(plan: FeedPlan, config: Config) -> dict[str, object]:
@@ -296,19 +294,14 @@ def _page_context(plan: FeedPlan, config: Config) -> dict[str, object]:
     }
 
 
-def pages_fingerprint(config: Config) -> str:
-    """Changes when the index page's or the OPML's template does (an editor's override included)."""
-    return template_fingerprint(config, (INDEX_TEMPLATE, OPML_TEMPLATE))
-
-
 def render_opml(plan: FeedPlan, config: Config) -> bytes:
     """The OPML list of every feed, from `feeds.opml.j2`."""
-    return render_template(config, OPML_TEMPLATE, _page_context(plan, config)).encode("utf-8")
+    return render_template(config, FEEDS_OPML_TEMPLATE, _page_context(plan, config)).encode("utf-8")
 
 
 def render_index_html(plan: FeedPlan, config: Config) -> bytes:
     """The feeds folder's index page (autodiscovery links and a list), from `feeds_index.html.j2`."""
-    return render_template(config, INDEX_TEMPLATE, _page_context(plan, config)).encode("utf-8")
+    return render_template(config, FEEDS_INDEX_TEMPLATE, _page_context(plan, config)).encode("utf-8")
 
 
 def render_files(plan: FeedPlan, entries: Mapping[str, RenderedEntry], config: Config) -> dict[str, bytes]:

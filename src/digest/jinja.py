@@ -42,6 +42,16 @@ def template_folders(config: Config) -> list[Path]:
     return folders
 
 
+# The feeds folder's own pages (feeds.py renders them; a build fingerprints them without loading feeds.py).
+FEEDS_INDEX_TEMPLATE = "feeds_index.html.j2"
+FEEDS_OPML_TEMPLATE = "feeds.opml.j2"
+
+
+def feed_pages_fingerprint(config: Config) -> str:
+    """Changes when the feeds' index page's or OPML's template does (an editor's override included)."""
+    return template_fingerprint(config, (FEEDS_INDEX_TEMPLATE, FEEDS_OPML_TEMPLATE))
+
+
 def template_fingerprint(config: Config, names: Iterable[str]) -> str:
     """Changes whenever one of these templates would: which file is found for each name, and its bytes
     (cheap, and without Jinja: an unchanged build checks it before deciding there is nothing to do)."""

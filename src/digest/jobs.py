@@ -27,6 +27,7 @@ from .cache import Cache
 from .config import Config
 from .content import Article, collect, is_published, load_bodies, scan, tree_signature
 from .errors import DigestError, OutputError, Problem
+from .jinja import feed_pages_fingerprint
 from .output import read_manifest, write_tree
 from .reports import BuildReport, RunReport
 from .state import History, State, peek_entry_ids, peek_history, run_lock
@@ -63,12 +64,10 @@ def build(
 
 
 def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport:
-    from .feeds import pages_fingerprint  # cheap: feedgen and Jinja load only when there is work
-
     files = scan(config)
     signature = (
         f"{__version__}:{RENDER_VERSION}:{tree_signature(config, files)}:{_config_fingerprint(config)}"
-        f":{pages_fingerprint(config)}"
+        f":{feed_pages_fingerprint(config)}"
     )
     folder = str(config.feeds.dir)
     state = State.open(config.state.path)
