@@ -24,19 +24,23 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
-def template_folders(config: Config) -> list[Path]:
+def template_folders(config: Config | None) -> list[Path]:
     """Where templates are looked up, first match wins: the editors' `[digest] templates`, the
-    `templates/` beside the config file, then the shipped ones (so an editor may override one file)."""
+    `templates/` beside the config file, then the shipped ones (so an editor may override one file).
+    Without a config (it failed to load), only the shipped ones. (templating.py has the same rule.)"""
     folders: list[Path] = []
-    custom = config.digest.templates
-    if custom is not None and not custom.is_dir():
-        raise DigestError(
-            f"templates folder not found: {custom}",
-            path=str(config.path),
-            key="digest.templates",
-            hint="point [digest] templates at a folder",
-        )
-    for folder in (custom, config.root / "templates", PACKAGE_TEMPLATES, PROJECT_TEMPLATES):
+    candidates: list[Path | None] = [PACKAGE_TEMPLATES, PROJECT_TEMPLATES]
+    if config is not None:
+        custom = config.digest.templates
+        if custom is not None and not custom.is_dir():
+            raise DigestError(
+                f"templates folder not found: {custom}",
+                path=str(config.path),
+                key="digest.templates",
+                hint="point [digest] templates at a folder",
+            )
+        candidates[:0] = [custom, config.root / "templates"]
+    for folder in candidates:
         if folder is not None and folder.is_dir() and folder.resolve() not in folders:
             folders.append(folder.resolve())
     return folders
