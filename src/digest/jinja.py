@@ -1,13 +1,14 @@
-"""Where templates are found, and the sandboxed Jinja environment the feeds' pages are rendered in.
+"""Where templates are found, and the one sandboxed Jinja environment every template renders in.
 
 Small and light on purpose (Jinja only): `digest build` renders the feeds' index page and OPML with it
-and must not load the email stage (premailer, cssutils) to do so.
+and must not load the email stage (premailer, cssutils) to do so. The digest (templating.py), the
+preview and the feeds' pages all take their environment, folders and error lines from here.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 def template_folders(config: Config | None) -> list[Path]:
     """Where templates are looked up, first match wins: the editors' `[digest] templates`, the
     `templates/` beside the config file, then the shipped ones (so an editor may override one file).
-    Without a config (it failed to load), only the shipped ones. (templating.py has the same rule.)"""
+    Without a config (it failed to load), only the shipped ones."""
     folders: list[Path] = []
     candidates: list[Path | None] = [PACKAGE_TEMPLATES, PROJECT_TEMPLATES]
     if config is not None:
@@ -69,9 +70,10 @@ def template_fingerprint(config: Config, names: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def sandboxed_environment(config: Config) -> SandboxedEnvironment:
+def sandboxed_environment(config: Config | None) -> SandboxedEnvironment:
     """A sandboxed environment over the template folders, autoescaped for everything but plain-text
-    templates (HTML escaping is right for XML too: OPML).
+    templates (HTML escaping is right for XML too: OPML). Templates are the editors', and none may
+    reach the process: `cycler.__init__.__globals__.os` is refused with a template error.
 
     A new one each time: Jinja's template cache checks only the file a template came from, so an
     override added later to an earlier folder would go unseen by a long-lived process.
@@ -89,17 +91,32 @@ def sandboxed_environment(config: Config) -> SandboxedEnvironment:
     )
 
 
-def render_template(config: Config, name: str, context: dict[str, object]) -> str:
-    """Template `name` filled with `context`; a broken or unsafe template is a DigestError naming it."""
+def render_template(config: Config | None, name: str, context: Mapping[str, object]) -> str:
+    """Template `name` filled with `context`; a broken or unsafe template is a DigestError naming its
+    file and line."""
     from jinja2 import TemplateError
 
     try:
         return sandboxed_environment(config).get_template(name).render(context)
     except TemplateError as exc:
-        where = getattr(exc, "filename", None) or getattr(exc, "name", None) or name
-        raise DigestError(
-            f"template error: {getattr(exc, 'message', None) or exc}",
-            path=str(where),
-            line=getattr(exc, "lineno", None),
-            hint="see [digest] templates",
-        ) from None
+        raise template_error(exc) from None
+
+
+def template_error(exc: Exception) -> DigestError:
+    """A Jinja error as one line naming the template file and line.
+
+    Syntax errors carry both; errors while rendering (an undefined name) don't, but Jinja rewrites the
+    traceback so that the template's own frame names its file and line: take them from there.
+    """
+    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
+    line = getattr(exc, "lineno", None)
+    if name is None:
+        trace = exc.__traceback__
+        while trace is not None:
+            if trace.tb_frame.f_code.co_filename.endswith(".j2"):
+                name, line = trace.tb_frame.f_code.co_filename, trace.tb_lineno
+            trace = trace.tb_next
+    message = getattr(exc, "message", None) or str(exc)
+    return DigestError(
+        f"template error: {message}", path=str(name or "template"), line=line, hint="see [digest] templates"
+    )

@@ -26,10 +26,11 @@ from urllib.parse import urlsplit
 from . import jobs
 from .config import Config, load_config
 from .errors import DigestError
+from .jinja import render_template, template_folders
 from .message import fill_recipient
 from .output import write_atomic
 from .selection import Digest, period_of
-from .templating import RenderedDigest, kb, render_digest, render_page_template, template_folders
+from .templating import RenderedDigest, kb, render_digest
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def write_preview(config: Config, now: dt.datetime, out: Path) -> Preview:
 
 def message_page(title: str, lines: list[str], config: Config | None) -> str:
     """A page of plain lines (templates/preview_message.html.j2), shown instead of an email."""
-    return render_page_template(config, "preview_message.html.j2", {"title": title, "lines": lines})
+    return render_template(config, "preview_message.html.j2", {"title": title, "lines": lines})
 
 
 # ---------------------------------------------------------------- the preview page
@@ -163,7 +164,7 @@ def render_page(
         "version": version,
         "nonce": nonce,
     }
-    return render_page_template(config, "preview.html.j2", context)
+    return render_template(config, "preview.html.j2", context)
 
 
 # ---------------------------------------------------------------- the server

@@ -16,17 +16,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import Path
-from typing import Any
 
 import cssutils
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from premailer import Premailer
 
 from .config import Config
 from .errors import DigestError
+from .jinja import sandboxed_environment, template_error
 from .present import archive_index_context, build_context
 from .selection import Digest, move_oldest_to_overflow
 from .text import one_line
@@ -51,95 +50,12 @@ class RenderedDigest:
 
 # ---------------------------------------------------------------- templates
 
-# The shipped templates, as package data: `src/digest/templates` is a symlink to the repository's
-# `templates/` (the editors' copy), and a wheel holds a copy of the files (pyproject's package-data).
-PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
-# The repository's own folder, for a checkout where the symlink did not survive (git core.symlinks=false).
-_PROJECT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-
-
-def template_folders(config: Config | None) -> list[Path]:
-    """Where templates are looked up, first match wins: the editors' `[digest] templates`, the
-    `templates/` beside the config file, then the shipped ones (so an editor may override one file).
-    Without a config (it failed to load), only the shipped ones."""
-    folders: list[Path] = []
-    candidates: list[Path | None] = [PACKAGE_TEMPLATES, _PROJECT_TEMPLATES]
-    if config is not None:
-        custom = config.digest.templates
-        if custom is not None and not custom.is_dir():
-            raise DigestError(
-                f"templates folder not found: {custom}",
-                path=str(config.path),
-                key="digest.templates",
-                hint="point [digest] templates at a folder",
-            )
-        candidates[:0] = [custom, config.root / "templates"]
-    for folder in candidates:
-        if folder is not None and folder.is_dir() and folder.resolve() not in folders:
-            folders.append(folder.resolve())
-    return folders
-
-
-_environments: dict[tuple[Path, ...], SandboxedEnvironment] = {}
-
-
-def environment(config: Config | None) -> SandboxedEnvironment:
-    """One Jinja environment per set of folders (it caches compiled templates and reloads changed ones).
-
-    Every template renders in Jinja's sandbox: templates are the editors', and none may reach the
-    process (`cycler.__init__.__globals__.os` is refused with a template error naming the file and
-    line). Autoescaping is on for everything but the plain-text templates, whose output is never HTML.
-    """
-    folders = tuple(template_folders(config))
-    env = _environments.get(folders)
-    if env is None:
-        env = SandboxedEnvironment(
-            loader=ChoiceLoader([FileSystemLoader(folder) for folder in folders]),
-            autoescape=select_autoescape(disabled_extensions=("txt", "txt.j2"), default=True),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            auto_reload=True,
-        )
-        _environments[folders] = env
-    return env
-
 
 def stylesheet(env: SandboxedEnvironment) -> Markup:
     """digest.css as it is on disk: read through the loader (never rendered, CSS braces are not Jinja)."""
     assert env.loader is not None
     source, _, _ = env.loader.get_source(env, "digest.css")
     return Markup(source)  # noqa: S704 - the editors' own stylesheet, not content
-
-
-def template_error(exc: Exception) -> DigestError:
-    """A Jinja error as one line naming the template file and line.
-
-    Syntax errors carry both; errors while rendering (an undefined name) don't, but Jinja rewrites the
-    traceback so that the template's own frame names its file and line: take them from there.
-    """
-    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
-    line = getattr(exc, "lineno", None)
-    if name is None:
-        trace = exc.__traceback__
-        while trace is not None:
-            if trace.tb_frame.f_code.co_filename.endswith(".j2"):
-                name, line = trace.tb_frame.f_code.co_filename, trace.tb_lineno
-            trace = trace.tb_next
-    message = getattr(exc, "message", None) or str(exc)
-    return DigestError(
-        f"template error: {message}", path=str(name or "template"), line=line, hint="see [digest] templates"
-    )
-
-
-def render_page_template(config: Config | None, name: str, context: dict[str, Any]) -> str:
-    """One HTML page from a template (looked up like the digest's; autoescaped), or a DigestError
-    naming the template file and line."""
-    try:
-        return environment(config).get_template(name).render(context)
-    except TemplateError as exc:
-        raise template_error(exc) from None
 
 
 # ---------------------------------------------------------------- rendering
@@ -152,7 +68,7 @@ def render_digest(digest: Digest, config: Config, *, web: bool = False) -> Rende
     re-render per step (only over-budget digests pay for it). The web copy (`web=True`) keeps everything
     and has no per-subscriber link.
     """
-    env = environment(config)
+    env = sandboxed_environment(config)
     warnings: list[str] = []
     html, text = _render(env, digest, config, web, warnings)
     size = encoded_size(html)
@@ -353,7 +269,7 @@ def archive_files(
     for period in all_periods:
         if not _PERIOD.match(period):
             raise DigestError(f"not a digest period: {period!r}", hint='expected e.g. "2025-W26"')
-    env = environment(config)
+    env = sandboxed_environment(config)
     context = archive_index_context(config, all_periods)
     try:
         context["stylesheet"] = stylesheet(env)
