@@ -1,0 +1,65 @@
+"""The oracle: digest's Hugo modules against what the real `hugo` publishes for generated sites."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import unquote
+
+import pytest
+
+from hugo_sites import SITES, digest_view, hugo_view, rel_content_path
+
+
+def _instant(text: str) -> datetime | None:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return None if moment.year == 1 else moment
+
+
+@pytest.fixture(scope="module", params=sorted(SITES))
+def both(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    root = SITES[request.param](tmp / "site")
+    hugo = hugo_view(root, tmp / "hugo")
+    site, result, notes = digest_view(root)
+    return site, result, notes, hugo
+
+
+def test_the_same_pages_are_published(both) -> None:
+    site, result, _, hugo = both
+    ours = {(rel_content_path(p.path, site), p.lang) for p in result.pages if p.listed}
+    assert ours == set(hugo.listed)
+
+
+def test_the_same_permalinks_titles_and_publish_times(both) -> None:
+    site, result, _, hugo = both
+    ours = {
+        (rel_content_path(p.path, site), p.lang): (unquote(p.permalink), p.title, p.publish_date)
+        for p in result.pages
+        if p.listed
+    }
+    theirs = {
+        key: (unquote(entry["permalink"]), entry["title"], _instant(entry["publishDate"]))
+        for key, entry in hugo.listed.items()
+    }
+    assert ours == theirs
+
+
+def test_urls_are_byte_identical_before_decoding(both) -> None:
+    site, result, _, hugo = both
+    ours = {(rel_content_path(p.path, site), p.lang): p.permalink for p in result.pages if p.listed}
+    assert ours == {key: entry["permalink"] for key, entry in hugo.listed.items()}
+
+
+def test_unpublished_pages_agree_with_hugo_list_all(both) -> None:
+    """`hugo list all` builds drafts, future and expired pages too: their URLs, dates and draft flags."""
+    _, result, _, hugo = both
+    ours = {
+        p.path: (p.permalink, p.title, p.publish_date, p.draft)
+        for p in result.pages
+        if p.list == "always" and p.reason not in ("url with a protocol",)
+    }
+    theirs = {
+        path: (row["permalink"], row["title"], _instant(row["publishDate"]), row["draft"] == "true")
+        for path, row in hugo.all_pages.items()
+    }
+    assert ours == theirs
