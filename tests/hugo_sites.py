@@ -293,7 +293,60 @@ weight = 2
     return root
 
 
-SITES = {"blog": blog_site, "project": project_site}
+def plain_site(root: Path) -> Path:
+    """One language, a config.json with mixed-case keys, root and per-section patterns with :sections,
+    ugly URLs for one section, cascade with targets, date chains that end in the file's mtime."""
+    config = {
+        "BaseURL": "http://localhost:1313/",
+        "Title": "Plain",
+        "LanguageCode": "de-de",
+        "DefaultContentLanguage": "de",
+        "uglyurls": {"flat": True},
+        "Permalinks": {
+            "/": "/top/:slugorfilename/",
+            "tree": "/:sections/:filename",
+            "last": "/:sections[last]/:title/",
+            "flat": "/:section/:year-:month-:day-:slug",
+        },
+        "FrontMatter": {"publishDate": ["publishDate", ":fileModTime"], "date": [":default", ":fileModTime"]},
+        "Cascade": [{"_target": {"path": "/tree/**"}, "tags": ["cascaded"]}],
+    }
+    files: dict[str, str | bytes] = {
+        "config.json": json.dumps(config, indent=2),
+        "content/root-page.md": yaml_page({"Title": "Root Page", "Date": "2003-04-05"}),
+        "content/root-undated.md": yaml_page({"title": "Root undated: dated by mtime"}),
+        "content/tree/_index.md": yaml_page(
+            {
+                "title": "Tree",
+                "cascade": [
+                    {"_target": {"kind": "page", "path": "/tree/branch/**"}, "_build": {"list": "never"}},
+                    {"_target": {"kind": "section"}, "title": "cascaded section title"},
+                ],
+            }
+        ),
+        "content/tree/top.md": yaml_page({"title": "Top of tree", "date": "2004-01-01"}),
+        "content/tree/branch/_index.md": yaml_page({"title": "Branch"}),
+        "content/tree/branch/leaf.md": yaml_page({"title": "Cascaded list never", "date": "2004-01-02"}),
+        "content/tree/other/_index.md": yaml_page({"title": "Other"}),
+        "content/tree/other/deep/_index.md": yaml_page({"title": "Deep"}),
+        "content/tree/other/deep/page.md": yaml_page({"title": "Deep page", "date": "2004-01-03"}),
+        "content/tree/other/deep/bundle/index.md": yaml_page({"title": "Deep bundle", "date": "2004-01-04"}),
+        "content/last/a/_index.md": yaml_page({"title": "A"}),
+        "content/last/a/b/_index.md": yaml_page({"title": "B"}),
+        "content/last/a/b/p.md": yaml_page({"title": "Last: B's page", "date": "2005-06-07T08:09:10-03:00"}),
+        "content/last/q.md": yaml_page({"title": "Last q", "date": "2005-06-08"}),
+        "content/flat/one.md": yaml_page({"title": "Flat One", "date": "2006-07-08", "slug": "first"}),
+        "content/flat/two.md": yaml_page({"title": "Flat Two", "date": "2006-07-09"}),
+        "content/flat/bundle/index.md": yaml_page({"title": "Flat bundle", "date": "2006-07-10"}),
+        "content/other/index.md": yaml_page({"title": "Section-less bundle at the root", "date": "2006-07-11"}),
+        "content/other/x.md": yaml_page({"title": "Resource of the root bundle", "date": "2006-07-12"}),
+    }
+    files |= _layouts()
+    _write(root, files)
+    return root
+
+
+SITES = {"blog": blog_site, "project": project_site, "plain": plain_site}
 
 
 # ---------------------------------------------------------------- digest's side

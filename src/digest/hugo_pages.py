@@ -504,7 +504,12 @@ def _decide_language(
         key = key + "/" if key and not key.endswith("/") else key
         parent = key if key in sections else _parent_section(key, sections) if key else ""
         messages = []
-        page = _decide_page(source, site, zone, now, parent, cascades.get(parent, ()), messages)
+        entries = tuple(parent.strip("/").split("/")) if parent else ()
+        if parent and parent not in branches:
+            # Hugo keys a section it creates itself (no _index file) "/name/", and splits that
+            # into ["name", ""]: `:sections[last]` is then empty, as Hugo 0.111 makes it.
+            entries += ("",)
+        page = _decide_page(source, site, zone, now, entries, cascades.get(parent, ()), messages)
         gone = [why for k, why in removed.items() if f.dir.startswith(k)]
         if page.published and gone:
             page = _replace(page, published=False, reason=gone[0])
@@ -524,7 +529,7 @@ def _decide_page(
     site: HugoSite,
     zone: tzinfo,
     now: datetime,
-    section_key: str,
+    section_entries: tuple[str, ...],
     cascade: Cascade,
     messages: list[str],
 ) -> HugoPage:
@@ -553,7 +558,7 @@ def _decide_page(
         translation_base_name=f.translation_base_name,
         content_base_name=f.content_base_name,
         section=f.section,
-        section_entries=tuple(section_key.strip("/").split("/")) if section_key else (),
+        section_entries=section_entries,
         title=title,
         slug=slug,
         url=url,

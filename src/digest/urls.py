@@ -367,7 +367,7 @@ def _attribute_value(attr: str, page: PageFacts, rules: PathRules) -> str:
     if attr == "section":
         return page.section
     if attr == "sections":
-        return "/".join(page.section_entries)
+        return "/".join(e for e in page.section_entries if e)
     if attr.startswith("sections["):
         return _go_path_join(*_slice_sections(attr[len("sections") :], page.section_entries))
     if attr == "title":
