@@ -155,6 +155,7 @@ tag = "tags"
         "content/posts/short-date.md": yaml_page({"title": "Short date", "date": "2020-1-2 10:00:00"}),
         "content/posts/rfc1123.md": yaml_page({"title": "RFC 1123", "date": "Mon, 02 Jan 2006 15:04:05 MST"}),
         "content/posts/unix.md": yaml_page({"title": "Unix seconds", "date": 1262304000}),
+        "content/posts/dashes.md": yaml_page({"title": "Dash - separated --  words\ttab  ", "date": "2020-08-05"}),
         "content/posts/slugged.md": yaml_page(
             {"title": "Slugged", "date": "2020-08-01", "slug": "-my/custom-"}
         ),
