@@ -155,7 +155,9 @@ tag = "tags"
         "content/posts/short-date.md": yaml_page({"title": "Short date", "date": "2020-1-2 10:00:00"}),
         "content/posts/rfc1123.md": yaml_page({"title": "RFC 1123", "date": "Mon, 02 Jan 2006 15:04:05 MST"}),
         "content/posts/unix.md": yaml_page({"title": "Unix seconds", "date": 1262304000}),
-        "content/posts/dashes.md": yaml_page({"title": "Dash - separated --  words\ttab  ", "date": "2020-08-05"}),
+        "content/posts/dashes.md": yaml_page(
+            {"title": "Dash - separated --  words\ttab  ", "date": "2020-08-05"}
+        ),
         "content/posts/slugged.md": yaml_page(
             {"title": "Slugged", "date": "2020-08-01", "slug": "-my/custom-"}
         ),
@@ -308,6 +310,7 @@ def plain_site(root: Path) -> Path:
             "tree": "/:sections/:filename",
             "last": "/:sections[last]/:title/",
             "flat": "/:section/:year-:month-:day-:slug",
+            "zones": "/:2006_01_02_15_04_05/:Monday/:Jan2/:MST/:Z0700/:Z07/:__2/:002/:_2/:15/:3pm/:title/",
         },
         "FrontMatter": {"publishDate": ["publishDate", ":fileModTime"], "date": [":default", ":fileModTime"]},
         "Cascade": [{"_target": {"path": "/tree/**"}, "tags": ["cascaded"]}],
@@ -339,7 +342,15 @@ def plain_site(root: Path) -> Path:
         "content/flat/one.md": yaml_page({"title": "Flat One", "date": "2006-07-08", "slug": "first"}),
         "content/flat/two.md": yaml_page({"title": "Flat Two", "date": "2006-07-09"}),
         "content/flat/bundle/index.md": yaml_page({"title": "Flat bundle", "date": "2006-07-10"}),
-        "content/other/index.md": yaml_page({"title": "Section-less bundle at the root", "date": "2006-07-11"}),
+        "content/zones/offset.md": yaml_page(
+            {"title": "C++ tips & 100% tricks", "date": "2012-04-06T03:01:59+02:00"}
+        ),
+        "content/zones/utc.md": yaml_page({"title": "UTC: Z", "date": "2012-12-31T23:59:59Z"}),
+        "content/zones/local.md": yaml_page({"title": "Local %41 time", "date": "2012-01-01 13:00:00"}),
+        "content/zones/west.md": yaml_page({"title": "West", "date": "2012-07-04T09:08:07-05:00"}),
+        "content/other/index.md": yaml_page(
+            {"title": "Section-less bundle at the root", "date": "2006-07-11"}
+        ),
         "content/other/x.md": yaml_page({"title": "Resource of the root bundle", "date": "2006-07-12"}),
     }
     files |= _layouts()

@@ -163,10 +163,36 @@ def _place(name: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return {"languages": {lang.lower(): inner}}
 
 
+_SPELLING = {
+    name.lower(): name
+    for name in (
+        "baseURL",
+        "languageCode",
+        "timeZone",
+        "contentDir",
+        "defaultContentLanguage",
+        "defaultContentLanguageInSubdir",
+        "uglyURLs",
+        "disablePathToLower",
+        "removePathAccents",
+        "buildDrafts",
+        "buildFuture",
+        "buildExpired",
+        "summaryLength",
+        "hasCJKLanguage",
+    )
+}
+
+
+def _name(key: str) -> str:
+    """A key as Hugo's documentation spells it, for messages."""
+    return _SPELLING.get(key, key)
+
+
 def _str(cfg: Mapping[str, Any], key: str, default: str, path: str) -> str:
     value = cfg.get(key, default)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"'{key}' must be a string, not {value!r}", path=path, key=key)
+        raise ConfigError(f"'{_name(key)}' must be a string, not {value!r}", path=path, key=_name(key))
     return str(value)
 
 
@@ -176,13 +202,13 @@ def _bool(cfg: Mapping[str, Any], key: str, default: bool, path: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "t", "f"):
         return value.lower() in ("true", "1", "t")
-    raise ConfigError(f"'{key}' must be true or false, not {value!r}", path=path, key=key)
+    raise ConfigError(f"'{_name(key)}' must be true or false, not {value!r}", path=path, key=_name(key))
 
 
 def _int(cfg: Mapping[str, Any], key: str, default: int, path: str) -> int:
     value = cfg.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"'{key}' must be a whole number, not {value!r}", path=path, key=key)
+        raise ConfigError(f"'{_name(key)}' must be a whole number, not {value!r}", path=path, key=_name(key))
     return value
 
 

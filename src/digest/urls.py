@@ -12,8 +12,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from urllib.parse import quote, unquote
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote_plus
 
 from digest.errors import ConfigError
 
@@ -172,23 +172,25 @@ def _hour12(moment: datetime) -> int:
 
 
 # Go layout elements that can appear in a `:word` (letters, digits, underscore), longest first where
-# one is a prefix of another; the rules are those of Go 1.19's nextStdChunk, which Debian's hugo uses.
+# one is a prefix of another, as Go's time.Format reads a layout (nextStdChunk).
 _LAYOUT: tuple[tuple[str, Callable[[datetime], str]], ...] = (
     ("January", lambda m: _MONTHS[m.month - 1]),
     ("Jan", lambda m: _MONTHS[m.month - 1][:3]),
     ("Monday", lambda m: _WEEKDAYS[_go_weekday(m)]),
     ("Mon", lambda m: _WEEKDAYS[_go_weekday(m)][:3]),
     ("MST", _zone_name),
+    ("002", lambda m: f"{m.timetuple().tm_yday:03d}"),
     ("01", lambda m: f"{m.month:02d}"),
     ("02", lambda m: f"{m.day:02d}"),
     ("03", lambda m: f"{_hour12(m):02d}"),
     ("04", lambda m: f"{m.minute:02d}"),
     ("05", lambda m: f"{m.second:02d}"),
     ("06", lambda m: f"{m.year % 100:02d}"),
-    ("15", lambda m: str(m.hour)),
+    ("15", lambda m: f"{m.hour:02d}"),
     ("1", lambda m: str(m.month)),
     ("2006", lambda m: f"{m.year:04d}"),
     ("2", lambda m: str(m.day)),
+    ("__2", lambda m: f"{m.timetuple().tm_yday:3d}"),
     ("_2", lambda m: f"{m.day:2d}"),
     ("3", lambda m: str(_hour12(m))),
     ("4", lambda m: str(m.minute)),
@@ -199,6 +201,8 @@ _LAYOUT: tuple[tuple[str, Callable[[datetime], str]], ...] = (
     ("Z0700", lambda m: _offset(m, False, True)),
     ("Z07", lambda m: _offset(m, False, True)[:3]),
 )
+# Hugo's test of a Go layout: formatting this instant must change the text.
+_REFERENCE_TIME = datetime(2019, 11, 9, 23, 1, 42, 1, tzinfo=UTC)
 
 
 def _layout_chunks(layout: str) -> list[tuple[str, Callable[[datetime], str] | None]]:
@@ -215,7 +219,7 @@ def _layout_chunks(layout: str) -> list[tuple[str, Callable[[datetime], str] | N
                 continue
             # Go: "Jan"/"Mon" only when not followed by a lower-case letter ("Janet" is text).
             after = layout[i + len(word) : i + len(word) + 1]
-            if word in ("Jan", "Mon", "MST") and after.islower() and after.isalpha():
+            if word in ("Jan", "Mon") and "a" <= after <= "z":
                 continue
             if literal:
                 chunks.append((literal, None))
@@ -237,7 +241,7 @@ def go_format(moment: datetime, layout: str) -> str:
 
 
 def _is_layout(attr: str) -> bool:
-    return any(fn is not None for _, fn in _layout_chunks(attr))
+    return go_format(_REFERENCE_TIME, attr) != attr
 
 
 def _known(attr: str) -> bool:
@@ -410,8 +414,9 @@ def page_link(page: PageFacts, expanded_permalink: str, rules: PathRules) -> str
     if page.url:
         return _url_link(page)
     base_name = page.slug or page.content_base_name
-    if expanded_permalink:
-        page_path = _pjoin("/", unquote(expanded_permalink))
+    expanded = _query_unescape(expanded_permalink)
+    if expanded:
+        page_path = _pjoin("/", expanded)
     else:
         page_path = "/"
         if page.dir:
@@ -423,7 +428,7 @@ def page_link(page: PageFacts, expanded_permalink: str, rules: PathRules) -> str
     if base_is_index:
         link = link.removesuffix(base_name)
     link += "/"
-    ugly = page.ugly or (not expanded_permalink and base_is_index)
+    ugly = page.ugly or (not expanded and base_is_index)
     file_path = page_path.strip("/") + ".html" if ugly else _pjoin(page_path, "index.html")
     if not file_path.endswith("/index.html"):
         link = file_path
@@ -431,6 +436,14 @@ def page_link(page: PageFacts, expanded_permalink: str, rules: PathRules) -> str
         link = _pjoin(page.lang_prefix, link)
     link = _finish_link(link)
     return url_escape(make_path_sanitized(link, rules)) or "/"
+
+
+def _query_unescape(text: str) -> str:
+    """Go's url.QueryUnescape, which Hugo applies to an expanded pattern: `+` is a space, `%XX` a
+    byte; a malformed escape makes Hugo drop the pattern (it then uses the default path)."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        return ""
+    return unquote_plus(text)
 
 
 def _url_link(page: PageFacts) -> str:
