@@ -54,7 +54,8 @@ def test_config_dir_merges_over_the_main_file_with_file_names_as_keys(tmp_path: 
     root = _site(
         tmp_path,
         {
-            "hugo.toml": 'baseURL = "https://a.org/"\ntitle = "Main"\n[permalinks]\nposts = "/:year/:title/"\n',
+            "hugo.toml": 'baseURL = "https://a.org/"\ntitle = "Main"\n'
+            '[permalinks]\nposts = "/:year/:title/"\n',
             "config/_default/hugo.toml": 'title = "Default dir"\n',
             "config/_default/permalinks.yaml": "notes: /n/:slug/\n",
             "config/_default/languages.toml": '[de]\nweight = 2\ntitle = "DE"\n[EN]\nweight = 1\n',
