@@ -207,6 +207,7 @@ tag = "tags"
         # nested sections, :sections, cascade
         "content/docs/_index.md": yaml_page({"title": "Docs", "cascade": {"date": "2018-01-01"}}),
         "content/docs/intro.md": yaml_page({"title": "Intro"}),
+        "content/docs/intro.fr.md": yaml_page({"title": "Intro (the en _index's cascade is not fr's)"}),
         "content/docs/guide/_index.md": yaml_page({"title": "Guide"}),
         "content/docs/guide/install.md": yaml_page({"title": "Install", "slug": "setup"}),
         "content/docs/guide/deeper/more.md": yaml_page(
@@ -409,6 +410,7 @@ def digest_view(root: Path) -> tuple[HugoSite, HugoResult, list[str]]:
 class HugoView:
     listed: dict[tuple[str, str], dict[str, Any]]  # (path, lang) -> .Site.RegularPages entry
     all_pages: dict[str, dict[str, str]]  # `hugo list all` rows by path
+    held_back: dict[str, set[str]]  # "drafts", "future", "expired" -> paths `hugo list <that>` gives
 
 
 def _zero_or(text: str) -> datetime | None:
@@ -444,16 +446,23 @@ def hugo_view(root: Path, tmp: Path) -> HugoView:
             continue
         for entry in json.loads(text):
             listed[(entry["path"], entry["lang"])] = entry
-    out = subprocess.run(
-        [hugo, "list", "all", "--source", str(root)],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    rows = {row["path"]: row for row in csv.DictReader(io.StringIO(out))}
-    return HugoView(listed=listed, all_pages=rows)
+
+    def hugo_list(what: str) -> str:
+        return subprocess.run(
+            [hugo, "list", what, "--source", str(root)],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+
+    rows = {row["path"]: row for row in csv.DictReader(io.StringIO(hugo_list("all")))}
+    held_back = {
+        what: {line.split(",")[0] for line in hugo_list(what).splitlines() if line}
+        for what in ("drafts", "future", "expired")
+    }
+    return HugoView(listed=listed, all_pages=rows, held_back=held_back)
 
 
 def rel_content_path(page_path: str, site: HugoSite) -> str:

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 
 import pytest
 
+import hugo_sites
 from hugo_sites import SITES, digest_view, hugo_view, rel_content_path
 
 
@@ -63,3 +64,22 @@ def test_unpublished_pages_agree_with_hugo_list_all(both) -> None:
         for path, row in hugo.all_pages.items()
     }
     assert ours == theirs
+
+
+def test_drafts_future_and_expired_agree_with_hugo_list(both) -> None:
+    """`hugo list drafts|future|expired` name the regular pages held back for that reason."""
+    _, result, _, hugo = both
+    reasons = {"drafts": "draft", "future": "future", "expired": "expired"}
+    for what, reason in reasons.items():
+        theirs = {path for path in hugo.held_back[what] if not path.rsplit("/", 1)[-1].startswith("_index.")}
+        assert {p.path for p in result.pages if p.reason == reason} == theirs, what
+
+
+def test_without_hugo_the_oracle_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hugo_sites, "HUGO", None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="hugo is not installed"):
+        hugo_sites.require_hugo()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        hugo_sites.require_hugo()
