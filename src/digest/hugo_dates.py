@@ -6,6 +6,7 @@ Pure. A value Hugo cannot turn into a time gives None (Hugo then tries the next 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
@@ -145,8 +146,13 @@ def parse_hugo_date(value: Any, zone: tzinfo) -> datetime | None:
             return None
     if not isinstance(value, str):
         return None
+    return _parse_text(value, zone)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str, zone: tzinfo) -> datetime | None:
     for pattern, kind in _FORMATS:
-        found = pattern.match(value)
+        found = pattern.match(text)
         if found:
             built = _build(found.groupdict(), kind, zone)
             if built is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -41,7 +42,7 @@ class ContentFile:
             return posixpath.basename(self.dir.rstrip("/"))
         return self.translation_base_name
 
-    @property
+    @cached_property
     def section(self) -> str:
         parts = self.dir.strip("/").split("/") if self.dir else [""]
         if (self.kind != "leaf" and len(parts) == 1) or len(parts) > 1:
@@ -497,8 +498,8 @@ def _decide_language(
         f = source.file
         if f.kind == "branch":
             continue
-        inside = [d for d in leaf_dirs if f.dir.startswith(d) and (f.dir != d or f.kind != "leaf")]
-        if inside:
+        folders = _folders(f.dir)  # the file's folder and its ancestors, deepest first
+        if any(d in leaf_dirs for d in (folders[1:] if f.kind == "leaf" else folders)):
             continue  # a file inside a leaf bundle is one of its resources, not a page
         key = f.dir if f.kind == "page" else posixpath.dirname(f.dir.rstrip("/"))
         key = key + "/" if key and not key.endswith("/") else key
@@ -510,18 +511,23 @@ def _decide_language(
             # into ["name", ""]: `:sections[last]` is then empty, as Hugo 0.111 makes it.
             entries += ("",)
         page = _decide_page(source, site, zone, now, entries, cascades.get(parent, ()), messages)
-        gone = [why for k, why in removed.items() if f.dir.startswith(k)]
+        gone = [removed[d] for d in reversed(folders) if d in removed]
         if page.published and gone:
-            page = _replace(page, published=False, reason=gone[0])
+            page = replace(page, published=False, reason=gone[0])
         notes.extend(Note(f.path, m) for m in messages)
         out.append(page)
     return out
 
 
-def _replace(page: HugoPage, **changes: Any) -> HugoPage:
-    from dataclasses import replace
-
-    return replace(page, **changes)
+def _folders(directory: str) -> list[str]:
+    """ "a/b/" -> ["a/b/", "a/", ""]: a folder key and its ancestors', deepest first."""
+    out = []
+    while directory:
+        out.append(directory)
+        parent = posixpath.dirname(directory.rstrip("/"))
+        directory = parent + "/" if parent else ""
+    out.append("")
+    return out
 
 
 def _decide_page(

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_plus
 
@@ -20,6 +21,7 @@ from digest.errors import ConfigError
 # Characters UnicodeSanitize keeps besides letters, digits and marks.
 _KEPT = frozenset("./\\_#+~-@")
 _HEX = frozenset("0123456789abcdefABCDEF")
+_PLAIN = re.compile(r"[A-Za-z0-9./\\_#+~@-]*")
 # What Go's url.URL.String() leaves unescaped in a path it parsed (validEncoded), plus '#' and '?',
 # which Go splits off as fragment and query and puts back unchanged.
 _URL_SAFE = "/!$&'()*+,;=:@[]%-._~#?"
@@ -40,22 +42,21 @@ def remove_accents(text: str) -> str:
     return unicodedata.normalize("NFC", kept)
 
 
-def _is_letter(ch: str) -> bool:
-    return unicodedata.category(ch)[0] == "L"
+_DROP, _KEEP, _SPACE = 0, 1, 2
 
 
-def _is_digit(ch: str) -> bool:
-    # Go's unicode.IsDigit is the Nd category.
-    return unicodedata.category(ch) == "Nd"
-
-
-def _is_mark(ch: str) -> bool:
-    return unicodedata.category(ch)[0] == "M"
-
-
-def _is_space(ch: str) -> bool:
+@lru_cache(maxsize=8192)
+def _char_class(ch: str) -> int:
+    """Keep letters (L*), decimal digits (Nd), marks (M*) and `./\\_#+~-@`; note Go's spaces."""
+    if ch in _KEPT:
+        return _KEEP
+    category = unicodedata.category(ch)
+    if category[0] in "LM" or category == "Nd":
+        return _KEEP
     # Go's unicode.IsSpace: '\t', '\n', '\v', '\f', '\r', ' ', U+0085, U+00A0 and the Zs category.
-    return ch in "\t\n\v\f\r \x85\xa0" or unicodedata.category(ch) == "Zs"
+    if ch in "\t\n\v\f\r \x85\xa0" or category == "Zs":
+        return _SPACE
+    return _DROP
 
 
 def make_path(text: str, rules: PathRules = PathRules()) -> str:
@@ -63,26 +64,22 @@ def make_path(text: str, rules: PathRules = PathRules()) -> str:
     whitespace into one `-`, drop everything else; the case is kept."""
     if rules.remove_path_accents:
         text = remove_accents(text)
+    if _PLAIN.fullmatch(text):
+        return text  # nothing to drop or replace: the common case of a link already made
     out: list[str] = []
     prepend_hyphen = False
     was_hyphen = False
     n = len(text)
     for i, ch in enumerate(text):
-        allowed = (
-            ch in _KEPT
-            or _is_letter(ch)
-            or _is_digit(ch)
-            or _is_mark(ch)
-            or (ch == "%" and i + 2 < n and text[i + 1] in _HEX and text[i + 2] in _HEX)
-        )
-        if allowed:
+        kind = _char_class(ch)
+        if kind == _KEEP or (ch == "%" and i + 2 < n and text[i + 1] in _HEX and text[i + 2] in _HEX):
             was_hyphen = ch == "-"
             if prepend_hyphen:
                 if not was_hyphen:
                     out.append("-")
                 prepend_hyphen = False
             out.append(ch)
-        elif out and not was_hyphen and _is_space(ch):
+        elif kind == _SPACE and out and not was_hyphen:
             prepend_hyphen = True
     return "".join(out)
 
