@@ -6,8 +6,8 @@ Pure. A value Hugo cannot turn into a time gives None (Hugo then tries the next 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Any
 
 import yaml

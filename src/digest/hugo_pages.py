@@ -12,8 +12,8 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import datetime, tzinfo
+from functools import cached_property
 from typing import Any
 
 from digest.hugo_config import HugoSite, lower_keys

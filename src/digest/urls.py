@@ -12,8 +12,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
 from digest.errors import ConfigError
