@@ -126,11 +126,11 @@ def _build(groups: dict[str, str | None], kind: str, zone: tzinfo) -> datetime |
         return None
 
 
-def parse_hugo_date(value: Any, zone: tzinfo) -> datetime | None:
+def parse_hugo_date(value: Any, zone: tzinfo, fmt: str = "yaml") -> datetime | None:
     """The instant Hugo reads from a front-matter value, or None if Hugo cannot read one.
 
     Strings follow cast's formats; TOML's datetimes and dates are times (a local one in `zone`);
-    integers are Unix seconds. Go's time-only formats ("3:04PM", "Jan _2 15:04:05") give Hugo a time
+    integers are Unix seconds, except in JSON, whose numbers are floats to Hugo and no date. Go's time-only formats ("3:04PM", "Jan _2 15:04:05") give Hugo a time
     in year 0, which Python cannot hold: they count as unreadable here.
     """
     if isinstance(value, bool):
@@ -139,7 +139,7 @@ def parse_hugo_date(value: Any, zone: tzinfo) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=zone)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=zone)
-    if isinstance(value, int):
+    if isinstance(value, int) and fmt != "json":
         try:
             return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):

@@ -355,10 +355,10 @@ def _resolve_dates(
     front: Mapping[str, Any],
     site: HugoSite,
     zone: tzinfo,
-    base_name: str,
-    mtime: datetime | None,
+    source: SourceFile,
     notes: list[str],
 ) -> _Dates:
+    base_name, mtime, fmt = source.file.content_base_name, source.mtime, source.format
     slug: str | None = None
     warned: set[str] = set()
 
@@ -377,7 +377,7 @@ def _resolve_dates(
             elif key == ":git":
                 continue
             elif key in front:
-                moment = parse_hugo_date(front[key], zone)
+                moment = parse_hugo_date(front[key], zone, fmt)
                 if moment is not None:
                     return moment
                 if key not in warned and not (key == "published" and isinstance(front[key], bool)):
@@ -487,7 +487,7 @@ def _decide_language(
         cascades[key] = cascade
         _apply_cascade(front, cascade, "home" if key == "" else "section", lang, branch.file.rel)
         messages: list[str] = []
-        dates = _resolve_dates(front, site, zone, branch.file.content_base_name, branch.mtime, messages)
+        dates = _resolve_dates(front, site, zone, branch, messages)
         notes.extend(Note(branch.file.path, m) for m in messages)
         why = _why_not_built(site, _draft(front, branch.format), dates, now)
         if why:
@@ -542,7 +542,7 @@ def _decide_page(
     f = source.file
     front = dict(lower_keys(source.front_matter))
     _apply_cascade(front, cascade, "page", f.lang, f.rel)
-    dates = _resolve_dates(front, site, zone, f.content_base_name, source.mtime, messages)
+    dates = _resolve_dates(front, site, zone, source, messages)
     slug = to_string(front["slug"]).strip("-") if "slug" in front else (dates.slug or "")
     url = to_string(front.get("url"))
     title = to_string(front.get("title"))
