@@ -200,13 +200,14 @@ tag = "tags"
         # values written by hand, as people do: unquoted timestamps, booleans and numbers
         "content/posts/raw-date.md": "---\ntitle: Raw date\ndate: 2020-10-11\n---\nB\n",
         "content/posts/raw-datetime.md": "---\ntitle: Raw datetime\ndate: 2020-10-12 10:00:00\n---\nB\n",
-        "content/posts/raw-yaml-t.md": "---\ntitle: YAML lower-case t\ndate: 2001-12-14t21:59:43.10-05:00\n---\n",
+        "content/posts/raw-yaml-t.md": "---\ntitle: YAML t\ndate: 2001-12-14t21:59:43.10-05:00\n---\n",
         "content/posts/raw-offset.md": "---\ntitle: Raw offset\ndate: 2020-10-13T10:00:00+09:00\n---\nB\n",
         "content/posts/draft-yes.md": "---\ntitle: Draft yes\ndate: 2020-10-14\ndraft: yes\n---\n",
         "content/posts/draft-quoted-yes.md": "---\ntitle: Draft 'yes'\ndate: 2020-10-15\ndraft: 'yes'\n---\n",
         "content/posts/draft-one.md": "---\ntitle: Draft 1\ndate: 2020-10-16\ndraft: 1\n---\n",
         "content/posts/toml-draft-one.md": toml_page('title = "TOML draft 1"\ndate = 2020-10-17\ndraft = 1'),
-        "content/posts/published-string.md": "---\ntitle: Published string\ndate: 2020-10-18\npublished: 'false'\n---\n",
+        "content/posts/published-string.md": "---\ntitle: Published 'false'\ndate: 2020-10-18\n"
+        "published: 'false'\n---\n",
         "content/posts/number-title.md": "---\ntitle: 2020\ndate: 2020-10-19\n---\n",
         "content/posts/no-title.md": "---\ndate: 2020-10-20\n---\n",
         "content/posts/toml-number-date.md": toml_page('title = "TOML number date"\ndate = 1262304000'),

@@ -130,8 +130,9 @@ def parse_hugo_date(value: Any, zone: tzinfo, fmt: str = "yaml") -> datetime | N
     """The instant Hugo reads from a front-matter value, or None if Hugo cannot read one.
 
     Strings follow cast's formats; TOML's datetimes and dates are times (a local one in `zone`);
-    integers are Unix seconds, except in JSON, whose numbers are floats to Hugo and no date. Go's time-only formats ("3:04PM", "Jan _2 15:04:05") give Hugo a time
-    in year 0, which Python cannot hold: they count as unreadable here.
+    integers are Unix seconds, except in JSON, whose numbers are floats to Hugo and no date.
+    Go's time-only formats ("3:04PM", "Jan _2 15:04:05") give Hugo a time in year 0, which Python
+    cannot hold: they count as unreadable here.
     """
     if isinstance(value, bool):
         return None
