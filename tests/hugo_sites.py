@@ -236,6 +236,10 @@ tag = "tags"
         "content/docs/exp/child.md": yaml_page(
             {"title": "Child of an expired section", "date": "2004-01-01"}
         ),
+        # one map (not a list): Hugo 0.111 ignores its _target, so both pages get the slug
+        "content/single/_index.md": yaml_page({"cascade": {"_target": {"path": "/single/a*"}, "slug": "cascaded"}}),
+        "content/single/a.md": yaml_page({"title": "Single a", "date": "2019-05-05"}),
+        "content/single/b.md": yaml_page({"title": "Single b", "date": "2019-05-06"}),
         "content/notes/a/b/n.md": yaml_page({"title": "Nested note", "date": "2019-01-01"}),
         "content/notes/2019-02-03-filename.md": yaml_page({"title": "Filename note"}),
         "content/archive/old-one.md": yaml_page({"title": "Old one", "date": "2011-11-12T13:14:15+01:00"}),
@@ -329,7 +333,7 @@ def plain_site(root: Path) -> Path:
             "zones": "/:2006_01_02_15_04_05/:Monday/:Jan2/:MST/:Z0700/:Z07/:__2/:002/:_2/:15/:3pm/:title/",
         },
         "FrontMatter": {"publishDate": ["publishDate", ":fileModTime"], "date": [":default", ":fileModTime"]},
-        "Cascade": [{"_target": {"path": "/tree/**"}, "tags": ["cascaded"]}],
+        "Cascade": [{"_target": {"path": "/flat/t*.md"}, "slug": "slug-from-the-site-cascade"}],
     }
     files: dict[str, str | bytes] = {
         "config.json": json.dumps(config, indent=2),

@@ -472,9 +472,7 @@ def _decide_language(
     # Sections, shallowest first: their cascade and whether Hugo builds them.
     cascades: dict[str, Cascade] = {}
     removed: dict[str, str] = {}
-    site_cascade: Cascade = ()
-    for item in site.cascade:
-        site_cascade = _merge_cascades(site_cascade, decode_cascade(lower_keys(item)))
+    site_cascade = decode_cascade([lower_keys(item) for item in site.cascade])
     for key in sorted(sections, key=lambda k: (k.count("/"), k)):
         parent_cascade = site_cascade if key == "" else cascades[_parent_section(key, sections)]
         branch = branches.get(key)
