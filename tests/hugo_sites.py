@@ -57,7 +57,12 @@ PROBE_HOME = (
     "[{{ range $i, $p := .Site.RegularPages }}{{ if $i }},{{ end }}"
     '{"path": {{ $p.File.Path | jsonify }}, "permalink": {{ $p.Permalink | jsonify }}, '
     '"title": {{ $p.Title | jsonify }}, "lang": {{ $p.Lang | jsonify }}, '
-    '"publishDate": {{ $p.PublishDate.Format "2006-01-02T15:04:05Z07:00" | jsonify }}}'
+    '"publishDate": {{ $p.PublishDate.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
+    '"date": {{ $p.Date.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
+    '"lastmod": {{ $p.Lastmod.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
+    '"expiryDate": {{ $p.ExpiryDate.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
+    '"translationKey": {{ $p.TranslationKey | jsonify }}, '
+    '"section": {{ $p.Section | jsonify }}}'
     "{{ end }}]\n"
 )
 
@@ -250,7 +255,7 @@ tag = "tags"
         "content/中文/漢字 タイトル.md": yaml_page({"title": "日本語のタイトル", "date": "2020-11-02"}),
         # root pages
         "content/about.md": yaml_page({"title": "About", "date": "2001-02-03"}),
-        "content/about.fr.md": yaml_page({"title": "À propos", "date": "2001-02-04"}),
+        "content/about.fr.md": yaml_page({"title": "À propos", "date": "2001-02-04", "translationKey": "about"}),
         "content/contact/index.md": yaml_page({"title": "Contact", "date": "2001-02-05"}),
         "content/mtime.md": yaml_page({"title": "Lastmod from mtime", "date": "2001-02-06"}),
     }

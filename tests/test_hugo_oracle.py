@@ -83,3 +83,24 @@ def test_without_hugo_the_oracle_skips_locally_and_fails_in_ci(monkeypatch: pyte
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         hugo_sites.require_hugo()
+
+
+def test_the_same_dates_sections_and_translation_keys(both) -> None:
+    """.Date, .Lastmod, .ExpiryDate, .Section and .TranslationKey of every listed page."""
+    site, result, _, hugo = both
+    ours = {
+        (rel_content_path(p.path, site), p.lang): (p.date, p.lastmod, p.expiry_date, p.section, p.translation_key)
+        for p in result.pages
+        if p.listed
+    }
+    theirs = {
+        key: (
+            _instant(e["date"]),
+            _instant(e["lastmod"]),
+            _instant(e["expiryDate"]),
+            e["section"],
+            e["translationKey"],
+        )
+        for key, e in hugo.listed.items()
+    }
+    assert ours == theirs

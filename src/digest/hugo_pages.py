@@ -573,7 +573,8 @@ def _decide_page(
     pattern = site.permalinks.get(f.section, "")
     expanded = expand_permalink(pattern, facts, site.path_rules) if pattern else ""
     link = page_link(facts, expanded, site.path_rules)
-    key = to_string(front.get("translationkey")) or f"page/{f.dir}{f.translation_base_name}"
+    own_key = to_string(front.get("translationkey"))
+    key = "page/" + own_key if own_key else posixpath.join("page", f.dir, f.translation_base_name)
     return HugoPage(
         path=f.path,
         lang=f.lang,
