@@ -242,7 +242,9 @@ tag = "tags"
             {"title": "Child of an expired section", "date": "2004-01-01"}
         ),
         # one map (not a list): Hugo 0.111 ignores its _target, so both pages get the slug
-        "content/single/_index.md": yaml_page({"cascade": {"_target": {"path": "/single/a*"}, "slug": "cascaded"}}),
+        "content/single/_index.md": yaml_page(
+            {"cascade": {"_target": {"path": "/single/a*"}, "slug": "cascaded"}}
+        ),
         "content/single/a.md": yaml_page({"title": "Single a", "date": "2019-05-05"}),
         "content/single/b.md": yaml_page({"title": "Single b", "date": "2019-05-06"}),
         "content/notes/a/b/n.md": yaml_page({"title": "Nested note", "date": "2019-01-01"}),
@@ -255,7 +257,9 @@ tag = "tags"
         "content/中文/漢字 タイトル.md": yaml_page({"title": "日本語のタイトル", "date": "2020-11-02"}),
         # root pages
         "content/about.md": yaml_page({"title": "About", "date": "2001-02-03"}),
-        "content/about.fr.md": yaml_page({"title": "À propos", "date": "2001-02-04", "translationKey": "about"}),
+        "content/about.fr.md": yaml_page(
+            {"title": "À propos", "date": "2001-02-04", "translationKey": "about"}
+        ),
         "content/contact/index.md": yaml_page({"title": "Contact", "date": "2001-02-05"}),
         "content/mtime.md": yaml_page({"title": "Lastmod from mtime", "date": "2001-02-06"}),
     }

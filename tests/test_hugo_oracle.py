@@ -89,7 +89,13 @@ def test_the_same_dates_sections_and_translation_keys(both) -> None:
     """.Date, .Lastmod, .ExpiryDate, .Section and .TranslationKey of every listed page."""
     site, result, _, hugo = both
     ours = {
-        (rel_content_path(p.path, site), p.lang): (p.date, p.lastmod, p.expiry_date, p.section, p.translation_key)
+        (rel_content_path(p.path, site), p.lang): (
+            p.date,
+            p.lastmod,
+            p.expiry_date,
+            p.section,
+            p.translation_key,
+        )
         for p in result.pages
         if p.listed
     }
