@@ -209,6 +209,8 @@ tag = "tags"
         "content/posts/raw-offset.md": "---\ntitle: Raw offset\ndate: 2020-10-13T10:00:00+09:00\n---\nB\n",
         "content/posts/draft-yes.md": "---\ntitle: Draft yes\ndate: 2020-10-14\ndraft: yes\n---\n",
         "content/posts/draft-quoted-yes.md": "---\ntitle: Draft 'yes'\ndate: 2020-10-15\ndraft: 'yes'\n---\n",
+        "content/posts/draft-y.md": "---\ntitle: Draft y\ndate: 2020-10-21\ndraft: y\n---\n",
+        "content/posts/draft-n.md": "---\ntitle: Draft N\ndate: 2020-10-22\ndraft: N\n---\n",
         "content/posts/draft-one.md": "---\ntitle: Draft 1\ndate: 2020-10-16\ndraft: 1\n---\n",
         "content/posts/toml-draft-one.md": toml_page('title = "TOML draft 1"\ndate = 2020-10-17\ndraft = 1'),
         "content/posts/published-string.md": "---\ntitle: Published 'false'\ndate: 2020-10-18\n"

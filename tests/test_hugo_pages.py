@@ -69,8 +69,18 @@ def test_dates_hugo_reads(text: object, expected: datetime | None) -> None:
 
 
 def test_yaml_timestamps_stay_strings_as_in_hugos_yaml() -> None:
-    front = yaml.load("date: 2020-1-2 10:00:00\nlast: 2020-01-02\ndraft: yes\n", Loader=HugoYAMLLoader)
-    assert front == {"date": "2020-1-2 10:00:00", "last": "2020-01-02", "draft": True}
+    text = "date: 2020-1-2 10:00:00\nlast: 2020-01-02\ndraft: yes\na: y\nb: N\nc: Off\nd: yEs\n"
+    front = yaml.load(text, Loader=HugoYAMLLoader)
+    assert front == {
+        "date": "2020-1-2 10:00:00",
+        "last": "2020-01-02",
+        "draft": True,
+        "a": True,
+        "b": False,
+        "c": False,
+        "d": "yEs",
+    }
+    assert yaml.safe_load("a: y\n") == {"a": "y"}  # the loader changed nothing for others
 
 
 def test_future_and_expired_to_the_second() -> None:

@@ -163,10 +163,24 @@ def _parse_text(text: str, zone: tzinfo) -> datetime | None:
 
 class HugoYAMLLoader(yaml.SafeLoader):
     """PyYAML's safe loader seeing values as Hugo's YAML library (yaml.v2) hands them to Hugo: a
-    timestamp stays a string, so Hugo's own date rules decide (`2020-1-2 10:00` is no date to Hugo)."""
+    timestamp stays a string, so Hugo's own date rules decide (`2020-1-2 10:00` is no date to Hugo),
+    and `y`/`n` are booleans."""
 
 
 HugoYAMLLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+# yaml.v2 also reads y, Y, n and N as booleans (PyYAML keeps them as strings).
+_YAML_V2_BOOLS = {"y": True, "yes": True, "true": True, "on": True, "n": False, "no": False, "false": False}
+_YAML_V2_BOOLS["off"] = False
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
+    value = loader.construct_scalar(node)  # type: ignore[arg-type]
+    return _YAML_V2_BOOLS[str(value).lower()]
+
+
+HugoYAMLLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+HugoYAMLLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
