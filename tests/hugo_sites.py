@@ -97,10 +97,10 @@ timeZone = "Europe/Paris"
 defaultContentLanguage = "en"
 
 [languages.en]
-weight = 1
+weight = 2
 title = "The Blog"
 [languages.fr]
-weight = 2
+weight = 1  # first by weight, yet the files without a suffix are the default language's
 title = "Le Blog"
 languageCode = "fr-fr"
 
