@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: run build test lint bench browser clean
+.PHONY: run build test lint bench browser hugo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,16 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
-## test: install what the tests need (Python packages, Chromium) and run the whole suite
-test: $(VENV)/.stamp-test browser
+## hugo: Debian's hugo (0.111 on bookworm), the oracle of the Hugo tests (they fail without it when CI=true)
+hugo:
+	@command -v hugo >/dev/null 2>&1 || { \
+	  echo "installing Debian's hugo for the Hugo oracle tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends hugo >/dev/null; }
+
+## test: install what the tests need (Python packages, Chromium, hugo) and run the whole suite
+test: $(VENV)/.stamp-test browser hugo
 	$(BIN)/python -m pytest
 
 ## lint: ruff and mypy
