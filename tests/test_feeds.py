@@ -307,7 +307,9 @@ def test_the_index_page_and_opml_templates_can_be_overridden_and_are_sandboxed(s
     )
     with pytest.raises(DigestError, match=r"template error: access to attribute '__class__'") as caught:
         build(site.config(), NOW)
-    assert caught.value.path == "feeds.opml.j2"
+    # The editor's own file, with its line: not the shipped template of that name.
+    assert caught.value.path == str((own / "feeds.opml.j2").resolve())
+    assert caught.value.line == 1
 
 
 def test_summary_only_feeds_when_full_content_is_off(site: Site) -> None:
