@@ -555,7 +555,9 @@ class BackgroundServer:
     """waitress serving `app` on `sock` from a thread of this process; `stop` ends it and its threads."""
 
     def __init__(self, app: Flask, sock: socket.socket, threads: int = 4) -> None:
-        self._server: Any = waitress.server.create_server(app, sockets=[sock], threads=threads, ident="digest")
+        self._server: Any = waitress.server.create_server(
+            app, sockets=[sock], threads=threads, ident="digest"
+        )
         self.port = int(sock.getsockname()[1])
         self._thread = threading.Thread(target=self._server.run, name="digest-web", daemon=True)
 
