@@ -567,6 +567,13 @@ class BackgroundServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         # Closing the sockets from the loop's own thread lets `run` return; then the workers stop.
-        self._server.trigger.pull_trigger(lambda: self._server.asyncore.close_all(self._server._map))
+        server = self._server
+        try:
+            server.trigger.pull_trigger(lambda: server.asyncore.close_all(server._map))
+        except OSError:
+            # A worker's pull woke the loop between queueing the thunk and writing to the pipe: the
+            # thunk already ran and closed the pipe. Anything else is a real error.
+            if not server.trigger._closed:
+                raise
         self._thread.join(timeout)
         self._server.task_dispatcher.shutdown()
