@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import http.client
+import logging
 import os
 import sqlite3
 import statistics
@@ -53,6 +54,7 @@ def serve(path: Path, port_file: Path, threads: int) -> None:
     """The server process: one CPU, the real app, waitress."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" under full load
     from digest.service import SubscriberService
     from digest.tokens import Tokens
     from digest.web import BackgroundServer, WebSettings, bind, create_app
