@@ -69,7 +69,7 @@ def test_migrating_twice_is_harmless_and_a_newer_schema_is_refused(tmp_path: Pat
     db = open_db(path)
     assert db.execute("SELECT value FROM subscriptions_meta").fetchone() == (str(store.SCHEMA_VERSION),)
     db.execute("UPDATE subscriptions_meta SET value = '99'")
-    with pytest.raises(StateError, match="version 99, newer"):
+    with pytest.raises(StateError, match="schema version 99, newer"):
         store.migrate(db)
 
 

@@ -20,20 +20,22 @@ can join the state database's migrations as they are.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
+from .db import migrate as migrate_schema
+from .db import select_in, transaction
 from .errors import DigestError, Problem, StateError
 from .subscribers import parse_csv, split_topics
+from .text import one_line
 
 SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, str] = {
@@ -69,10 +71,6 @@ MIGRATIONS: dict[int, str] = {
         details TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX consent_log_address ON consent_log(address, id);
-    CREATE TRIGGER consent_log_no_update BEFORE UPDATE ON consent_log
-        BEGIN SELECT RAISE(ABORT, 'the consent log is append-only'); END;
-    CREATE TRIGGER consent_log_no_delete BEFORE DELETE ON consent_log
-        BEGIN SELECT RAISE(ABORT, 'the consent log is append-only'); END;
     CREATE TABLE rate_events (
         kind TEXT NOT NULL CHECK (kind IN ('mail', 'ip')),
         key TEXT NOT NULL,
@@ -81,6 +79,13 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX rate_events_key ON rate_events(kind, key, at);
     """,
 }
+# The consent log refuses UPDATE and DELETE. Triggers hold a ";" of their own, which `db.migrate` (one
+# statement per ";") cannot carry, so they are created, each whole, after the migrations.
+APPEND_ONLY = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS consent_log_no_{verb.lower()} BEFORE {verb} ON consent_log "
+    "BEGIN SELECT RAISE(ABORT, 'the consent log is append-only'); END"
+    for verb in ("UPDATE", "DELETE")
+)
 
 Status = Literal["pending", "active", "unsubscribed"]
 Reason = Literal["unsubscribe", "hard-bounce", "complaint"]
@@ -156,44 +161,12 @@ class ImportReport:
 def migrate(db: sqlite3.Connection) -> None:
     """Bring the subscriber tables to `SCHEMA_VERSION` (each step in one transaction with its bump)."""
     try:
-        db.execute("CREATE TABLE IF NOT EXISTS subscriptions_meta (name TEXT PRIMARY KEY, value TEXT)")
-        row = db.execute("SELECT value FROM subscriptions_meta WHERE name = 'version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"the subscriber tables are at version {version}, newer than this digest knows "
-                f"({SCHEMA_VERSION})",
-                hint="upgrade digest",
-            )
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            with transaction(db):
-                for statement in _statements(MIGRATIONS[step]):
-                    db.execute(statement)
-                db.execute("INSERT OR REPLACE INTO subscriptions_meta VALUES ('version', ?)", (str(step),))
+        migrate_schema(db, MIGRATIONS, table="subscriptions_meta", what="subscriber tables")
+        with transaction(db):
+            for statement in APPEND_ONLY:
+                db.execute(statement)
     except sqlite3.Error as exc:
         raise StateError(f"cannot migrate the subscriber tables: {exc}") from None
-
-
-def _statements(script: str) -> Iterator[str]:
-    """The statements of a migration (executescript would commit the open transaction)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _at(moment: dt.datetime) -> str:
@@ -212,7 +185,7 @@ def _json(value: Any) -> str:
 
 
 def _clip(value: str, limit: int = MAX_FIELD) -> str:
-    return " ".join(value.split())[:limit]
+    return one_line(value)[:limit]
 
 
 def normalise_address(raw: str) -> str:
@@ -464,14 +437,8 @@ def is_suppressed(db: sqlite3.Connection, address: str) -> bool:
 
 def suppressed_among(db: sqlite3.Connection, addresses: Iterable[str]) -> set[str]:
     """Which of `addresses` (normalised) are suppressed: what a running send checks before each batch."""
-    wanted = list(addresses)
-    found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = db.execute(f"SELECT address FROM suppressions WHERE address IN ({marks})", chunk)  # noqa: S608
-        found.update(row[0] for row in rows)
-    return found
+    query = "SELECT address FROM suppressions WHERE address IN ({marks})"
+    return {row[0] for row in select_in(db, query, list(addresses))}
 
 
 def recipients(db: sqlite3.Connection) -> list[Subscriber]:

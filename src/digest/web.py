@@ -23,6 +23,7 @@ go out from one background thread, so an answer takes as long whether a mail was
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import queue
@@ -47,8 +48,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .content import topic_key
 from .errors import DigestError
+from .i18n import localisation
 from .service import Link, SubscriberService
 from .subscriptions import LANGUAGES, SignupRequest, clean_name, normalise_language
+from .text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -62,97 +65,54 @@ CONTENT_SECURITY_POLICY = (
 HONEYPOT = "website"  # a field people never see (hidden by CSS) and bots fill in
 MAX_BODY = 64 * 1024  # bytes of a request body: a form is a few hundred
 
-STRINGS: dict[str, dict[str, str]] = {
-    "zh-CN": {
-        "subscribe_title": "订阅{site}",
-        "email": "邮箱地址",
-        "name": "称呼（可选）",
-        "language": "语言",
-        "topics": "主题",
-        "all_topics": "全部主题",
-        "chosen_topics": "只要以下主题",
-        "subscribe": "订阅",
-        "honeypot": "请勿填写此项",
-        "consent": "我们只用这个地址发送{site}的周报，每封邮件都可一键退订。",
-        "check_inbox_title": "请查收邮件",
-        "check_inbox": "如果这个地址可以订阅，我们已发出一封确认邮件。点击邮件中的链接即完成订阅。",
-        "confirm_title": "确认订阅",
-        "confirm_text": "点击下面的按钮，确认用 {address} 订阅{site}。",
-        "confirm_button": "确认订阅",
-        "confirmed_title": "订阅成功",
-        "confirmed": "{address} 已订阅{site}。",
-        "manage": "管理订阅偏好",
-        "unsubscribe_title": "退订",
-        "unsubscribe_text": "点击下面的按钮，{address} 将不再收到{site}。",
-        "unsubscribe_button": "退订",
-        "unsubscribed_title": "已退订",
-        "unsubscribed": "{address} 不会再收到{site}的邮件。",
-        "resubscribe": "重新订阅",
-        "preferences_title": "订阅偏好",
-        "save": "保存",
-        "saved": "已保存。",
-        "unchanged": "没有变化。",
-        "not_subscribed": "{address} 目前没有订阅{site}。",
-        "invalid_title": "链接无效",
-        "invalid": "这个链接无效。请使用邮件中的完整链接。",
-        "expired_title": "链接已过期",
-        "expired": "这个链接已过期。请重新订阅，我们会再发一封确认邮件。",
-        "stale_form": "表单已过期，请刷新页面后重试。",
-        "error_title": "出错了",
-        "mail_subject": "请确认订阅{site}",
-        "mail_intro": "{requested}，有人请求用 {address} 订阅{site}。",
-        "mail_topics": "所选主题",
-        "mail_confirm": "如果是你本人，请打开下面的链接并点击“确认订阅”（7 天内有效）：",
-        "mail_ignore": "如果不是你，请忽略这封邮件：不确认就不会订阅，我们也不会再给你发邮件。",
-        "all": "全部主题",
-    },
-    "en": {
-        "subscribe_title": "Subscribe to {site}",
-        "email": "Email address",
-        "name": "Name (optional)",
-        "language": "Language",
-        "topics": "Topics",
-        "all_topics": "All topics",
-        "chosen_topics": "Only these topics",
-        "subscribe": "Subscribe",
-        "honeypot": "Leave this empty",
-        "consent": "We use this address only to send the {site} digest; "
-        "every mail has a one-click unsubscribe.",
-        "check_inbox_title": "Check your inbox",
-        "check_inbox": "If this address can subscribe, we have sent it a confirmation email. "
-        "Follow its link to finish subscribing.",
-        "confirm_title": "Confirm your subscription",
-        "confirm_text": "Press the button to confirm that {address} subscribes to {site}.",
-        "confirm_button": "Confirm",
-        "confirmed_title": "Subscribed",
-        "confirmed": "{address} is subscribed to {site}.",
-        "manage": "Manage your preferences",
-        "unsubscribe_title": "Unsubscribe",
-        "unsubscribe_text": "Press the button and {address} will no longer receive {site}.",
-        "unsubscribe_button": "Unsubscribe",
-        "unsubscribed_title": "Unsubscribed",
-        "unsubscribed": "{address} will receive no more mail from {site}.",
-        "resubscribe": "Subscribe again",
-        "preferences_title": "Your preferences",
-        "save": "Save",
-        "saved": "Saved.",
-        "unchanged": "Nothing changed.",
-        "not_subscribed": "{address} is not subscribed to {site}.",
-        "invalid_title": "Invalid link",
-        "invalid": "This link is not valid. Use the whole link from the email.",
-        "expired_title": "Expired link",
-        "expired": "This link has expired. Subscribe again and we will send a new confirmation email.",
-        "stale_form": "The form has expired; reload the page and try again.",
-        "error_title": "Something went wrong",
-        "mail_subject": "Confirm your subscription to {site}",
-        "mail_intro": "On {requested}, someone asked to subscribe {address} to {site}.",
-        "mail_topics": "Topics chosen",
-        "mail_confirm": "If it was you, open this link and press Confirm (it works for 7 days):",
-        "mail_ignore": "If it was not you, ignore this mail: nothing is subscribed without confirmation, "
-        "and we will not write again.",
-        "all": "all topics",
-    },
+# The words of the pages and the mail, by the name templates use: English msgids of the gettext
+# catalogue (`locales/`, context "subscriber pages"), translated through i18n.py.
+MESSAGES: dict[str, str] = {
+    "subscribe_title": "Subscribe to {site}",
+    "email": "Email address",
+    "name": "Name (optional)",
+    "language": "Language",
+    "topics": "Topics",
+    "all_topics": "All topics",
+    "chosen_topics": "Only these topics",
+    "subscribe": "Subscribe",
+    "honeypot": "Leave this empty",
+    "consent": "We use this address only to send the {site} digest; every mail has a one-click unsubscribe.",
+    "check_inbox_title": "Check your inbox",
+    "check_inbox": "If this address can subscribe, we have sent it a confirmation email. "
+    "Follow its link to finish subscribing.",
+    "confirm_title": "Confirm your subscription",
+    "confirm_text": "Press the button to confirm that {address} subscribes to {site}.",
+    "confirm_button": "Confirm",
+    "confirmed_title": "Subscribed",
+    "confirmed": "{address} is subscribed to {site}.",
+    "manage": "Manage your preferences",
+    "unsubscribe_title": "Unsubscribe",
+    "unsubscribe_text": "Press the button and {address} will no longer receive {site}.",
+    "unsubscribe_button": "Unsubscribe",
+    "unsubscribed_title": "Unsubscribed",
+    "unsubscribed": "{address} will receive no more mail from {site}.",
+    "resubscribe": "Subscribe again",
+    "preferences_title": "Your preferences",
+    "save": "Save",
+    "saved": "Saved.",
+    "unchanged": "Nothing changed.",
+    "not_subscribed": "{address} is not subscribed to {site}.",
+    "invalid_title": "Invalid link",
+    "invalid": "This link is not valid. Use the whole link from the email.",
+    "expired_title": "Expired link",
+    "expired": "This link has expired. Subscribe again and we will send a new confirmation email.",
+    "stale_form": "The form has expired; reload the page and try again.",
+    "error_title": "Something went wrong",
+    "mail_subject": "Confirm your subscription to {site}",
+    "mail_intro": "On {requested}, someone asked to subscribe {address} to {site}.",
+    "mail_topics": "Topics chosen",
+    "mail_confirm": "If it was you, open this link and press Confirm (it works for 7 days):",
+    "mail_ignore": "If it was not you, ignore this mail: nothing is subscribed without confirmation, "
+    "and we will not write again.",
+    "all": "all topics",
 }
+CONTEXT = "subscriber pages"
 LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
 
 
@@ -167,8 +127,11 @@ class WebSettings:
     form_version: str = "subscribe-page-1"  # logged with each request from the page's form
 
 
-def one_line(value: str) -> str:
-    return " ".join(value.split())
+@functools.lru_cache(maxsize=8)
+def words(language: str) -> dict[str, str]:
+    """`MESSAGES` in `language`, from the gettext catalogue."""
+    loc = localisation(language)
+    return {key: loc.pgettext(CONTEXT, english) for key, english in MESSAGES.items()}
 
 
 # ---------------------------------------------------------------- the confirmation mail
@@ -276,13 +239,15 @@ def create_app(
     def render(name: str, context: Mapping[str, Any]) -> str:
         return env.get_template(name).render(context)
 
+    def shown(language: str) -> str:
+        """The language a page or mail is written in: the one asked for, else the site's, else English."""
+        return language if language in LANGUAGES else normalise_language(settings.language) or "en"
+
     def strings(language: str) -> dict[str, str]:
-        return STRINGS[language if language in STRINGS else settings.language]
+        return words(shown(language))
 
     def page(template: str, language: str, status: int = 200, **context: Any) -> Response:
-        language = language if language in STRINGS else settings.language
-        if language not in STRINGS:
-            language = "en"
+        language = shown(language)
         t = strings(language)
         html = render(
             template,
