@@ -28,7 +28,7 @@ from digest import subscriptions as store
 from digest.service import SubscriberService
 from digest.subscriptions import Limits
 from digest.tokens import Tokens
-from digest.web import CONTENT_SECURITY_POLICY, BackgroundServer, WebSettings, bind, create_app
+from digest.web import CONTENT_SECURITY_POLICY, BackgroundServer, Mailer, WebSettings, bind, create_app
 
 from smtp_server import SmtpServer, smtp_server
 
@@ -72,7 +72,7 @@ class Web:
     smtp: SmtpServer
     service: SubscriberService
     db: sqlite3.Connection  # the test's own connection to the same file
-    mailer: object
+    mailer: Mailer
 
     def request(
         self, method: str, path: str, body: bytes | str | None = None, headers: dict[str, str] | None = None
@@ -93,7 +93,7 @@ class Web:
 
     def flush(self) -> None:
         """Wait until every confirmation mail queued so far was handed to the SMTP server."""
-        self.mailer.flush()  # type: ignore[attr-defined]
+        assert self.mailer.flush(timeout=10), "the mailer did not hand over its messages"
 
     def mails(self) -> list[EmailMessage]:
         self.flush()
@@ -166,10 +166,12 @@ def running(tmp_path: Path, limits: Limits | None = None, language: str = "zh-CN
         server = BackgroundServer(app, sock).start()
         db = connect()
         store.migrate(db)
+        mailer = app.extensions["digest_mailer"]
         try:
-            yield Web(url, port, clock, smtp, service, db, app.extensions["digest_mailer"])
+            yield Web(url, port, clock, smtp, service, db, mailer)
         finally:
             server.stop()
+            mailer.close()
             db.close()
 
 
@@ -553,3 +555,18 @@ def test_no_get_or_head_changes_anything(web: Web) -> None:
         ]:
             assert web.request(method, path).status == 200, (method, path)
     assert web.state() == before
+
+
+def test_a_refused_confirmation_mail_is_logged_and_the_next_one_still_goes(
+    web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
+    web.smtp.handler.reply_rcpt("refused@example.com", "550 5.1.1 no such user")
+    refused = web.subscribe("refused@example.com")
+    accepted = web.subscribe("reader@example.com")
+    assert refused.status == accepted.status == 200 and refused.body == accepted.body
+    assert [m["To"] for m in web.mails()] == ["reader@example.com"]
+    assert any(
+        "the confirmation mail to refused@example.com was not sent" in record.getMessage()
+        and "no such user" in record.getMessage()
+        for record in caplog.records
+    )

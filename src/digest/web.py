@@ -27,7 +27,6 @@ import functools
 import hashlib
 import logging
 import queue
-import smtplib
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -189,17 +188,30 @@ class Mailer:
                 self._thread.start()
         self._queue.put(message)
 
-    def flush(self) -> None:
-        self._queue.join()
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every message queued so far was handed over (or failed); False on timeout."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: not self._queue.unfinished_tasks, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued, then end the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
 
     def _run(self) -> None:
         while True:
             message = self._queue.get()
+            if message is None:
+                self._queue.task_done()
+                return
             try:
-                if message is not None:
-                    self._send(message)
-            except (DigestError, OSError, smtplib.SMTPException) as exc:
-                log.error("the confirmation mail to %s was not sent: %s", message and message["To"], exc)
+                self._send(message)
+            except (DigestError, OSError) as exc:  # smtplib's errors are OSErrors
+                log.error("the confirmation mail to %s was not sent: %s", message["To"], exc)
             finally:
                 self._queue.task_done()
 
