@@ -27,7 +27,6 @@ import threading
 import time
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
 KEY = "bench-key-" + "b" * 40
 
 
@@ -55,6 +54,7 @@ def serve(path: Path, port_file: Path, threads: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" under full load
+    from digest.jinja import sandboxed_environment
     from digest.service import SubscriberService
     from digest.tokens import Tokens
     from digest.web import BackgroundServer, WebSettings, bind, create_app
@@ -66,7 +66,7 @@ def serve(path: Path, port_file: Path, threads: int) -> None:
     app = create_app(
         service,
         send=lambda message: None,
-        templates=[PROJECT / "templates"],
+        templates=sandboxed_environment(None),
         settings=settings,
         now=lambda: dt.datetime.now(dt.UTC),
     )

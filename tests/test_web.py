@@ -16,7 +16,7 @@ import smtplib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from digest import subscriptions as store
+from digest.jinja import sandboxed_environment
 from digest.service import SubscriberService
 from digest.subscriptions import Limits
 from digest.tokens import Tokens
@@ -32,8 +33,6 @@ from digest.web import CONTENT_SECURITY_POLICY, BackgroundServer, Mailer, WebSet
 
 from smtp_server import SmtpServer, smtp_server
 
-PROJECT = Path(__file__).resolve().parent.parent
-TEMPLATES = PROJECT / "templates"
 NOW = dt.datetime(2025, 6, 30, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 KEY = "test-key-" + "k" * 40
 TOPICS = ["AI", "投融资与市场洞察", "算力基础设施与芯片"]
@@ -137,7 +136,7 @@ class Web:
         return [s.address for s in store.recipients(self.db)]
 
 
-def smtp_send(smtp: SmtpServer) -> object:
+def smtp_send(smtp: SmtpServer) -> Callable[[EmailMessage], None]:
     def send(message: EmailMessage) -> None:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as client:
             client.send_message(message)
@@ -162,7 +161,9 @@ def running(tmp_path: Path, limits: Limits | None = None, language: str = "zh-CN
         port = int(sock.getsockname()[1])
         url = f"http://127.0.0.1:{port}/"
         settings = WebSettings(url, "Test Site", "Test Site <digest@example.com>", language=language)
-        app = create_app(service, send=smtp_send(smtp), templates=[TEMPLATES], settings=settings, now=clock)  # type: ignore[arg-type]
+        app = create_app(
+            service, send=smtp_send(smtp), templates=sandboxed_environment(None), settings=settings, now=clock
+        )
         server = BackgroundServer(app, sock).start()
         db = connect()
         store.migrate(db)

@@ -1,7 +1,8 @@
 """The subscriber pages: a Flask app on waitress, every page a Jinja2 template, no state changed on GET.
 
 `create_app` takes what it needs as plain values: the service (tokens and the store, `service.py`), a
-`send(message)` for the confirmation mail, the template folders, the settings and a `now()`; it reads
+`send(message)` for the confirmation mail, the template environment (`jinja.sandboxed_environment`:
+the site's overrides first, then the shipped `web_*` templates), the settings and a `now()`; it reads
 no config and no clock of its own. The routes, under `settings.public_url`:
 
 - `GET /subscribe` the form, with a signed timestamp; `POST /subscribe` always the same answer page,
@@ -34,14 +35,12 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import waitress
 import waitress.server
 from flask import Flask, Response, request
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Environment
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -219,23 +218,11 @@ class Mailer:
 # ---------------------------------------------------------------- the app
 
 
-def environment(folders: Sequence[Path]) -> ImmutableSandboxedEnvironment:
-    """Sandboxed, autoescaped (but for the plain-text mail), strict about undefined names."""
-    return ImmutableSandboxedEnvironment(
-        loader=ChoiceLoader([FileSystemLoader(folder) for folder in folders]),
-        autoescape=select_autoescape(disabled_extensions=("txt", "txt.j2"), default=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        auto_reload=True,
-    )
-
-
 def create_app(
     service: SubscriberService,
     *,
     send: Send,
-    templates: Sequence[Path],
+    templates: Environment,
     settings: WebSettings,
     now: Now,
 ) -> Flask:
@@ -243,7 +230,7 @@ def create_app(
         raise ValueError("public_url must end with /")
     app = Flask("digest.web", static_folder=None, template_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, MAX_FORM_PARTS=200)
-    env = environment(templates)
+    env = templates
     mailer = Mailer(send)
     app.extensions["digest_mailer"] = mailer
     base = settings.public_url
