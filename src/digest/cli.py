@@ -7,6 +7,7 @@ reference is generated from `--help` (cog), so the three cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import sys
 import textwrap
 from pathlib import Path
@@ -66,13 +67,18 @@ _EPILOG = "\b\nExit status:\n" + "\n".join(
 
 
 class _Commands(click.Group):
-    """Every DigestError a command raises becomes click's one `Error: …` line and exit status 1."""
+    """Every DigestError a command raises becomes click's one `Error: …` line and exit status 1; so does
+    a state database that fails where no step expected it (a disk error on a read), naming the file."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DigestError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            config = (ctx.obj or {}).get("config")
+            where = f"{config.state.path}: " if config is not None else ""
+            raise click.ClickException(f"{where}the state database failed: {exc}") from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)

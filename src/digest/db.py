@@ -7,6 +7,7 @@ Nothing here knows a table of either: it is the floor both stand on.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,12 @@ CHUNK = 500
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    """The state database, created with its folder when missing; WAL so readers never block the writer."""
+    """The state database, created with its folder when missing; WAL so readers never block the writer.
+
+    An existing file of zero bytes is refused: SQLite would take it for a new, empty database, and a run
+    would then send every digest again as if for the first time.
+    """
+    refuse_empty(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -27,8 +33,56 @@ def open_database(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
     except (OSError, sqlite3.Error) as exc:
-        raise StateError(f"cannot open the state database: {exc}", path=str(path)) from None
+        raise StateError(
+            f"cannot open the state database: {_reason(exc, path.parent)}", path=str(path)
+        ) from None
     return connection
+
+
+def refuse_empty(path: Path) -> None:
+    """A StateError when `path` is an existing file of zero bytes (emptied, or not a database)."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return
+    if empty:
+        raise StateError(
+            "the state database is empty (0 bytes); digest will not take it for a new one",
+            path=str(path),
+            hint="restore it from a backup; only delete it to start afresh, which sends every digest again",
+        )
+
+
+def _reason(exc: BaseException, folder: Path | None = None) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    # SQLite says "disk I/O error" when its -shm or -wal file cannot grow: say why when it is that.
+    if folder is not None and disk_full(folder) and "full" not in text:
+        text += " (the disk is full: free some space)"
+    return text
+
+
+def disk_full(folder: Path) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail == 0
+
+
+def write_error(db: sqlite3.Connection, exc: sqlite3.Error) -> StateError:
+    """A failed write as one line naming the database and saying what to do."""
+    try:
+        path = next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "")
+    except sqlite3.Error:
+        path = ""
+    text = str(exc)
+    if "full" in text:
+        hint = "free space on the disk that holds it; nothing of this step was recorded"
+    elif "readonly" in text or "read-only" in text:
+        hint = "make the file, its folder and its -wal/-shm files writable (read-only now)"
+    else:
+        hint = "nothing of this step was recorded"
+    return StateError(f"cannot write the state database: {text}", path=path or None, hint=hint)
 
 
 @contextlib.contextmanager
@@ -37,6 +91,7 @@ def open_read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
     if not path.exists():
         yield None
         return
+    refuse_empty(path)
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error as exc:
@@ -49,14 +104,26 @@ def open_read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
 
 @contextlib.contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (connections here are in autocommit mode)."""
-    db.execute("BEGIN IMMEDIATE")
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error (connections here are in autocommit mode).
+    A database that cannot be written (disk full, read-only) is a StateError saying so."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise write_error(db, exc) from None
     try:
         yield
-    except BaseException:
-        db.execute("ROLLBACK")
+    except BaseException as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise write_error(db, exc) from None
         raise
-    db.execute("COMMIT")
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise write_error(db, exc) from None
 
 
 def select_in(db: sqlite3.Connection, query: str, keys: Sequence[Any]) -> Iterator[tuple[Any, ...]]:

@@ -10,6 +10,7 @@ removed without ever touching a file someone else put there.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Mapping
@@ -45,6 +46,15 @@ def write_atomic(path: Path, data: bytes) -> bool:
             return False
     except FileNotFoundError:
         pass
+    try:
+        _replace(path, data)
+    except OSError as exc:
+        hint = "free space on that disk" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
+        raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path), hint=hint) from None
+    return True
+
+
+def _replace(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     import tempfile  # here: a build with nothing to write never needs it (start-up time)
 
@@ -60,7 +70,6 @@ def write_atomic(path: Path, data: bytes) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    return True
 
 
 @dataclass

@@ -168,8 +168,11 @@ def migrate(db: sqlite3.Connection) -> None:
 class State:
     """The state tables on one connection; open with `State.open(path)` (creates and migrates)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path | None = None) -> None:
         self.db = db
+        self.path = path
+        self._identity = _file_identity(path) if path is not None else None
+        self._keep_empty = False
         try:
             migrate(db)
         except sqlite3.Error as exc:
@@ -179,7 +182,7 @@ class State:
     def open(cls, path: Path) -> State:
         db = open_database(path)
         try:
-            return cls(db)
+            return cls(db, path)
         except StateError as exc:
             db.close()
             exc.path = exc.path or str(path)
@@ -187,12 +190,64 @@ class State:
 
     def close(self) -> None:
         self.db.close()
+        if self._keep_empty and self.path is not None:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, 0)
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """One transaction, then a check that it went into the file the run opened.
+
+        A state file deleted, emptied or replaced under a running send would let the next run send
+        everything again. A deleted file lives on in this open connection, so it is put back from it,
+        with everything recorded so far; in every case the run stops here with an error.
+        """
+        with transaction(self.db):
+            yield
+        if self.path is None or self._identity is None:
+            return
+        now = _file_identity(self.path)
+        if now is not None and now[:2] == self._identity[:2] and now[2] > 0:
+            return
+        if now is None:
+            restored = self._restore(self.path)
+            raise StateError(
+                "the state database disappeared during the run; stopped before anything could go twice",
+                path=str(self.path),
+                hint=f"it was put back from the open database ({restored}); run again to finish",
+            )
+        if now[:2] == self._identity[:2]:
+            # Closing would checkpoint this run's WAL into the emptied file and leave a partial database
+            # that the next run takes for a whole one: keep the file empty (refused by the next run).
+            self._keep_empty = True
+            raise StateError(
+                "the state database was emptied during the run; stopped before anything could go twice",
+                path=str(self.path),
+                hint="restore it from a backup before the next run",
+            )
+        saved = self._restore(self.path.with_name(self.path.name + ".recovered"))
+        raise StateError(
+            "the state database was replaced during the run; stopped before anything could go twice",
+            path=str(self.path),
+            hint=f"what this run recorded is in {saved}",
+        )
+
+    def _restore(self, target: Path) -> str:
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                self.db.backup(copy)
+            finally:
+                copy.close()
+        except (OSError, sqlite3.Error) as exc:
+            return f"could not be saved: {exc}"
+        return str(target)
 
     # -- articles seen
 
     def record_articles_seen(self, entry_ids: Iterable[str]) -> None:
         """The entry ids of every readable article a run saw (see `known_entry_ids`)."""
-        with transaction(self.db):
+        with self._recording():
             self.db.executemany(
                 "INSERT OR IGNORE INTO articles_seen VALUES (?)", [(entry_id,) for entry_id in entry_ids]
             )
@@ -207,7 +262,7 @@ class State:
         article whose date is corrected later keeps the id it was first published with.
         """
         paths = list(candidates)
-        with transaction(self.db):
+        with self._recording():
             self.db.executemany(
                 "INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)",
                 [(path, entry_id, _iso(published)) for path, (entry_id, published) in candidates.items()],
@@ -272,7 +327,7 @@ class State:
         Delivery records keep WAL's NORMAL sync, which survives any crash of the process (kill -9);
         only a power cut can lose the last few, and those messages then go again with their Message-ID.
         """
-        with _fully_synced(self.db), transaction(self.db):
+        with _fully_synced(self.db), self._recording():
             if self.db.execute("SELECT 1 FROM digests WHERE period = ?", (period,)).fetchone():
                 raise StateError(f"a digest for {period} is already recorded")
             self.db.execute(
@@ -340,7 +395,7 @@ class State:
         now: dt.datetime,
     ) -> None:
         """One recipient's outcome, in its own transaction; attempts add up across runs."""
-        with transaction(self.db):
+        with self._recording():
             self.db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + ?, last_error = ?, updated = ? "
                 "WHERE digest_id = ? AND recipient = ?",
@@ -349,7 +404,7 @@ class State:
 
     def finish_if_complete(self, digest_id: int, now: dt.datetime) -> bool:
         """Mark the digest `sent` when no delivery is left to make; True when it is (or already was)."""
-        with transaction(self.db):
+        with self._recording():
             open_rows = self.db.execute(
                 f"SELECT count(*) FROM deliveries WHERE digest_id = ? AND status IN {_OPEN_SQL}",  # noqa: S608
                 (digest_id,),
@@ -368,7 +423,7 @@ class State:
         return dt.datetime.fromisoformat(row[0]) if row else None
 
     def record_scheduled_run(self, job: str, when: dt.datetime) -> None:
-        with transaction(self.db):
+        with self._recording():
             self.db.execute("INSERT OR REPLACE INTO schedule_runs VALUES (?, ?)", (job, _iso(when)))
 
 
@@ -424,6 +479,15 @@ def peek_entry_ids(path: Path, paths: Sequence[str]) -> dict[str, str]:
 
 class StoppedWaiting(StateError):
     """Asked to stop (SIGTERM to the scheduler) while waiting for another run's lock: nothing was done."""
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, size) of the file, or None when it is gone."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size
 
 
 def lock_path(state_path: Path) -> Path:
@@ -483,12 +547,15 @@ def run_lock(
                     stop.wait(poll)
                 else:
                     sleep(poll)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        # Who holds the lock, for the message another run prints; on a full disk it stays unsaid.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

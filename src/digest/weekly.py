@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import Config
 from .delivery import Transport
-from .errors import DeliveryError
+from .errors import DeliveryError, OutputError, Problem
 from .message import build_message, make_message_id
 from .output import safe_join, write_atomic
 from .reports import RunReport
@@ -116,8 +116,13 @@ def write_web_copy(
     files = archive_files(shell, config, state.history().periods, rendered=web)
     folder = config.digest.archive_dir
     for name in sorted(files):
-        if write_atomic(safe_join(folder, name), files[name]):
-            report.archive.append(name)
+        try:
+            if write_atomic(safe_join(folder, name), files[name]):
+                report.archive.append(name)
+        except OutputError as exc:
+            # The web copy is a convenience: a full archive disk must not cost anyone the email.
+            report.problems.append(Problem.from_error(exc, str(folder)))
+            return
 
 
 class Courier:
