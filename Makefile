@@ -59,5 +59,9 @@ lint: $(VENV)/.stamp-test
 bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/bench.py
 
+## soak: random SIGKILLs and SIGTERMs during a 1,000-recipient SMTP send, against slow, dropping and busy servers
+soak: $(VENV)/.stamp-test
+	$(BIN)/python bench/soak.py
+
 clean:
 	rm -rf $(VENV) .digest outbox archive test-artifacts
