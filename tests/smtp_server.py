@@ -1,8 +1,10 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1, a free port, in a background thread.
 
 It records what it accepted (envelope and bytes; parsed on demand), can be told to answer 4xx/5xx to
-given recipients for their first N attempts, to be slow at DATA (so a kill lands mid-delivery), to
-drop connections after N messages, and to require a login. Use it as a context manager: it stops on
+given recipients for their first N attempts, to refuse every recipient with one reply (a relay that
+denies relaying), to be slow at DATA (so a kill lands mid-delivery), to be slow to answer the end of
+DATA after taking the message (a client that gives up has still delivered it), to drop connections
+after N messages, and to require a login. Use it as a context manager: it stops on
 exit, so a failing test never leaves a server behind.
 """
 
@@ -44,7 +46,9 @@ class Received:
 
 @dataclass
 class Handler:
-    data_delay: float = 0.0  # seconds to wait before answering DATA
+    data_delay: float = 0.0  # seconds to wait at the end of DATA before taking the message
+    answer_delay: float = 0.0  # seconds between taking the message (it is queued) and saying so
+    refuse_all: str = ""  # answer every RCPT with this reply, e.g. "550 5.7.1 relaying denied"
     drop_after: int = 0  # close the connection at the MAIL after this many messages on it (0: never)
     received: list[Received] = field(default_factory=list)
     attempts: Counter[str] = field(default_factory=Counter)  # RCPT commands seen, by address
@@ -94,7 +98,7 @@ class Handler:
     ) -> str:
         with self._lock:
             self.attempts[address] += 1
-        reply = self._next(self._rcpt_replies, address)
+        reply = self._next(self._rcpt_replies, address) or self.refuse_all or None
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
@@ -113,6 +117,8 @@ class Handler:
                 Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content), connection)
             )
             self._per_connection[connection] = self._per_connection.get(connection, 0) + 1
+        if self.answer_delay:  # a slow filter after queueing: the client may give up, the copy stays
+            await asyncio.sleep(self.answer_delay)
         return "250 2.0.0 queued"
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from digest.cli import main
 from digest.config import load_config
-from digest.delivery import DEFERRALS_BEFORE_STOP
+from digest.delivery import DEFERRALS_BEFORE_STOP, REFUSALS_BEFORE_STOP
 from digest.state import State
 
 from conftest import NOW, Site, article_text
@@ -226,3 +226,141 @@ def test_a_421_from_a_server_shutting_down_stops_the_run_at_once(site: Site, ser
     )
     assert server.handler.attempts["zhang@example.com"] == 1
     assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
+
+
+# ---------------------------------------------------------------- issue 10: one subscriber or one server
+# must never cost the others their mail
+
+INJECTED = "=?utf-8?q?Joe=0D=0ABcc:_x@y.z?="  # an encoded word that decodes to CRLF + a header
+
+
+def test_a_name_that_decodes_to_a_line_break_is_made_safe_and_everyone_gets_the_digest(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server)
+    rows = [(f"reader{n}@example.com", f"Reader {n}", "") for n in range(5)]
+    rows[1] = ("joe@example.com", INJECTED, "")
+    write_subscribers(site.root, rows)
+    code, lines = run(site)
+    assert code == 0, lines
+    assert lines[-1] == f"delivered via SMTP 127.0.0.1:{server.port}: 5 sent, 0 failed, 0 deferred"
+    [joe] = server.handler.by_recipient()["joe@example.com"]
+    head = joe.data.split(b"\r\n\r\n", 1)[0]
+    assert not any(line.startswith(b"Bcc") for line in head.split(b"\r\n"))
+    assert joe.message["Bcc"] is None
+    assert joe.message["To"].addresses[0].display_name == "Joe Bcc: x@y.z"
+    assert joe.message["To"].addresses[0].addr_spec == "joe@example.com"
+    assert sorted(server.handler.by_recipient()) == sorted(email for email, _, _ in rows)
+
+
+def test_a_corrected_name_applies_to_recipients_not_yet_sent(site: Site, server: SmtpServer) -> None:
+    import sqlite3
+
+    with smtp_server() as gone:
+        make_site(site, gone, max_attempts=1)
+    code, _ = run(site)  # the digest is recorded; nobody can be reached: everyone pending
+    assert code == 4
+    # A state written by an earlier version stored the name as it was read, encoded word and all.
+    path = load_config(site.root / "config.toml").state.path
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE deliveries SET name = ? WHERE recipient = 'li@example.org'", (INJECTED,))
+    db.close()
+    make_site(site, server)  # the server is back, and the list corrects Li's name
+    corrected = ("li@example.org", "Li Si (corrected)", "")
+    write_subscribers(site.root, [SUBSCRIBERS[0], corrected, SUBSCRIBERS[2]])
+    code, lines = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 0, lines
+    [li] = server.handler.by_recipient()["li@example.org"]
+    assert li.message["To"].addresses[0].display_name == "Li Si (corrected)"
+    assert {status for status, _, _ in deliveries(site).values()} == {"sent"}
+
+
+def test_an_answer_to_the_end_of_data_slower_than_smtp_timeout_is_waited_for_not_resent(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server, smtp_timeout=0.2)  # and the default wait for the final reply: 10 minutes
+    server.handler.answer_delay = 0.6
+    code, lines = run(site)
+    assert code == 0, lines
+    assert [len(copies) for copies in server.handler.by_recipient().values()] == [1, 1, 1]
+    assert {status for status, _, _ in deliveries(site).values()} == {"sent"}
+
+
+def test_no_answer_to_the_end_of_data_is_an_unknown_outcome_never_sent_twice_in_a_run(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server, smtp_timeout=0.2, smtp_data_timeout=0.3)
+    server.handler.answer_delay = 0.8  # longer than the wait for the final reply: the server has it
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-1] == (
+        f"stopped: SMTP 127.0.0.1:{server.port}: no reply to the end of DATA for zhang@example.com within "
+        "0.3 s (the server may have accepted it; it is sent again once, by the next run); "
+        "2 recipients are left for the next run"
+    )
+    server.wait_for(1)
+    assert {r: len(c) for r, c in server.handler.by_recipient().items()} == {"zhang@example.com": 1}
+    states = deliveries(site)
+    assert states["zhang@example.com"][0] == "deferred"
+    assert states["li@example.org"][0] == states["wang@example.com"][0] == "pending"
+    # The next run sends it once more; when that one is unanswered too, it is given up, not sent a third
+    # time: at most one duplicate, as for a run killed in flight.
+    code, lines = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 4
+    server.wait_for(2)
+    states = deliveries(site)
+    assert states["zhang@example.com"][0] == "failed"
+    server.handler.answer_delay = 0.0
+    code, lines = run(site, NOW + dt.timedelta(hours=2))
+    assert code == 0, lines
+    copies = {r: len(c) for r, c in server.handler.by_recipient().items()}
+    assert copies == {"zhang@example.com": 2, "li@example.org": 1, "wang@example.com": 1}
+    zhang = server.handler.by_recipient()["zhang@example.com"]
+    assert zhang[0].message["Message-ID"] == zhang[1].message["Message-ID"]
+
+
+def test_a_relay_refusing_every_recipient_leaves_everyone_pending(site: Site, server: SmtpServer) -> None:
+    make_site(site, server)
+    everyone = [f"reader{n:02d}@example.com" for n in range(10)]
+    write_subscribers(site.root, [(address, "", "") for address in everyone])
+    server.handler.refuse_all = "550 5.7.1 relaying denied"
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-1] == (
+        f"stopped: SMTP 127.0.0.1:{server.port}: the first {REFUSALS_BEFORE_STOP} recipients were all "
+        "refused with 550 5.7.1 relaying denied; the server is refusing this sender, not these recipients "
+        "(check [delivery] and [digest] from; the next run retries); 10 recipients are left for the next run"
+    )
+    assert sum(server.handler.attempts.values()) == REFUSALS_BEFORE_STOP
+    assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
+    server.handler.refuse_all = ""  # the relay is fixed: everyone gets it, once
+    code, _ = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 0
+    assert sorted(server.handler.by_recipient()) == everyone
+
+
+def test_two_subscribers_both_refused_with_one_policy_code_stay_pending(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server)
+    write_subscribers(site.root, [("a@example.com", "", ""), ("b@example.com", "", "")])
+    server.handler.refuse_all = "554 5.7.1 sender address rejected"
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-1].endswith("; 2 recipients are left for the next run")
+    assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
+
+
+def test_refusals_followed_by_an_acceptance_are_the_recipients_own(site: Site, server: SmtpServer) -> None:
+    make_site(site, server)
+    server.handler.reply_rcpt("zhang@example.com", "550 5.7.1 recipient rejected by policy", times=9)
+    server.handler.reply_rcpt("li@example.org", "550 5.7.1 recipient rejected by policy", times=9)
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-3:] == [
+        f"delivered via SMTP 127.0.0.1:{server.port}: 1 sent, 2 failed, 0 deferred",
+        "failed: zhang@example.com: 550 5.7.1 recipient rejected by policy",
+        "failed: li@example.org: 550 5.7.1 recipient rejected by policy",
+    ]
+    assert deliveries(site)["zhang@example.com"][0] == "failed"
+    assert deliveries(site)["wang@example.com"][0] == "sent"

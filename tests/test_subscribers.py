@@ -166,3 +166,72 @@ def test_one_usable_subscriber_is_enough(site: Site) -> None:
     configure(site, "email\nbad\nok@example.com\n")
     config = site.config()
     require_subscribers(config, load_subscribers(config))  # no error
+
+
+# ---------------------------------------------------------------- issue 10: nothing lost, nothing injected
+
+
+@pytest.mark.parametrize(
+    ("csv", "line"),
+    [
+        ('email,name\na@example.com,Ann\nb@example.com,"Bob\nc@example.com,Cy\nd@example.com,Di\n', 3),
+        ('email,name\na@example.com,Ann\nb@example.com,"Bob\nc@example.com,Cy\nd@example.com,"Di"\n', 3),
+        ('email,name\r\na@example.com,"Ann"\r\n"b@example.com,Bob\r\nc@example.com,Cy\r\n', 3),
+    ],
+    ids=["never-closed", "closed-rows-later", "crlf"],
+)
+def test_a_stray_quote_is_an_error_not_a_silent_loss_of_the_rows_after_it(
+    site: Site, csv: str, line: int
+) -> None:
+    configure(site, csv)
+    with pytest.raises(DigestError) as caught:
+        load_subscribers(site.config())
+    assert str(caught.value) == (
+        f"subscribers.csv:{line}: a quoted field runs over several lines, so the rows after it "
+        "cannot be told apart; nobody was sent anything (check the quotes on this line: "
+        "a '\"' inside a field is written '\"\"')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("=?utf-8?q?Joe=0D=0ABcc:_x@y.z?=", "Joe Bcc: x@y.z"),
+        ("=?utf-8?b?5byg5LiJ?=", "张三"),
+        ("=?utf-8?q?=3D=3Futf-8=3Fq=3FA=3D0D=3D0AB=3F=3D?=", "A B"),  # an encoded word inside one
+        ("Tab\there\x00\x1b[31m", "Tab here[31m"),
+        ("=?x-unknown?q?Joe=0D=0A?=", "Joe"),
+    ],
+)
+def test_names_are_read_as_one_line_of_text_with_encoded_words_decoded(
+    site: Site, name: str, shown: str
+) -> None:
+    configure(site, f'email,name\na@example.com,"{name}"\n')
+    assert [s.name for s in load_subscribers(site.config()).subscribers] == [shown]
+
+
+def test_run_with_a_stray_quote_sends_and_records_nothing(site: Site) -> None:
+    from click.testing import CliRunner
+
+    from digest.cli import main
+    from digest.state import State
+
+    from conftest import NOW_ISO, article_text
+    from smtp_server import write_run_config
+
+    write_run_config(site.root)
+    (site.root / "subscribers.csv").write_text(
+        'email,name\na@example.com,Ann\nb@example.com,"Bob\nc@example.com,Cy\nd@example.com,Di\n',
+        encoding="utf-8",
+    )
+    site.add("a.md", article_text("Alpha", "2025-06-27T10:00:00+08:00"))
+    result = CliRunner().invoke(main, ["--config", str(site.root / "config.toml"), "run", "--now", NOW_ISO])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ")
+    assert "subscribers.csv:3: a quoted field runs over several lines" in result.stderr
+    assert not (site.root / "outbox").exists() or not list((site.root / "outbox").iterdir())
+    state = State.open(site.config().state.path)
+    try:
+        assert state.history().periods == ()
+    finally:
+        state.close()

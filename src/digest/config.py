@@ -109,6 +109,7 @@ class DeliveryConfig:
     smtp_username: str = ""
     smtp_password_env: str = ""
     smtp_timeout: float = 30.0
+    smtp_data_timeout: float = 600.0  # RFC 5321 §4.5.3.2.6: the reply to the end of DATA
     max_attempts: int = 5
     retry_backoff: float = 2.0
 

@@ -1,12 +1,21 @@
 """Handing messages over: to the outbox folder, or to an SMTP server over one reused connection.
 
 A transport's `send` answers for one recipient with an `Outcome`: `sent` (accepted), `failed` (the
-server said no for good: 5xx) or `deferred` (it kept saying "later": 4xx until `max_attempts`). A
+server said no for good: 5xx) or `deferred` (it kept saying "later": 4xx until `max_attempts`). When
+the whole message went out but no reply to its final dot came within `smtp_data_timeout` (RFC 5321
+§4.5.3.2.6: 10 minutes), the outcome is unknown: the server may have taken it. `send` raises
+`UnknownOutcome`; the message is not sent again in that run, and `UnknownOutcome.settle` says how it is
+recorded (sent once more by the next run, never a third time). A
 problem no retry of this message can fix (wrong password, server unreachable, TLS refused, the sender
 refused) raises `DeliveryError` instead, so the run stops and leaves the rest for the next run rather
 than marking every remaining subscriber failed. So does a server that is refusing everyone for now
 (421 on a fresh connection, or `DEFERRALS_BEFORE_STOP` recipients deferred in a row): waiting out the
 backoff once per recipient would take days for a large list.
+
+`RefusalWatch` tells a server's own permanent refusal (a relay denying relaying answers 550 5.7.1 to
+every recipient) from the recipients' own: refusals with one code from the first recipients of a run,
+before the server accepted anything, are held back, and when they are `REFUSALS_BEFORE_STOP` (or every
+recipient of a digest) the run stops with all of them still pending, as for a 421.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from .config import Config, DeliveryConfig
 from .errors import DeliveryError
@@ -34,6 +43,9 @@ Sleep = Callable[[float], None]
 # Recipients deferred one after another (each after all its attempts) before the run concludes the
 # server is deferring everyone, stops, and leaves the rest pending for the next run.
 DEFERRALS_BEFORE_STOP = 3
+# Recipients refused with one permanent code before the server accepted any message in the run: then
+# the refusal is the server's (a relay denying relaying), not theirs.
+REFUSALS_BEFORE_STOP = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,31 @@ class Outcome:
     status: Literal["sent", "failed", "deferred"]
     attempts: int
     error: str = ""  # the server's last reply, e.g. "550 5.1.1 no such user"
+
+
+# How an unknown outcome is recorded; a delivery whose last error starts so had one before.
+UNKNOWN_PREFIX = "no reply to the end of DATA"
+
+
+class UnknownOutcome(DeliveryError):
+    """The message went out whole, and no reply to its final dot came: it may have been accepted."""
+
+    def __init__(self, description: str, recipient: str, waited: float, attempts: int) -> None:
+        self.detail = f"{UNKNOWN_PREFIX} within {waited:g} s; the server may have accepted it"
+        super().__init__(
+            f"{description}: {UNKNOWN_PREFIX} for {recipient} within {waited:g} s",
+            hint="the server may have accepted it; it is sent again once, by the next run",
+        )
+        self.attempts = attempts
+
+    def settle(self, previous_error: str) -> tuple[Outcome, str]:
+        """(what to record, why the run stops): deferred the first time, so the next run sends it once
+        more; failed when that was already the retry, so there is never a third copy."""
+        if previous_error.startswith(UNKNOWN_PREFIX):
+            error = self.detail + " (twice: not sent again)"
+            reason = f"{self.message} (the server may have accepted it; it was sent twice, not again)"
+            return Outcome("failed", self.attempts, error), reason
+        return Outcome("deferred", self.attempts, self.detail), str(self)
 
 
 class Transport(Protocol):
@@ -127,6 +164,51 @@ class _Unreachable(Exception):
     """Connecting (or logging in) failed in a way a later attempt might not."""
 
 
+class _FinalReplyMissing(Exception):
+    """The end of DATA was sent and its reply did not come: the message may have been taken."""
+
+
+class _WaitsForTheFinalReply(smtplib.SMTP):
+    """smtplib's SMTP, but the reply to the end of DATA is waited for `data_timeout` seconds (not the
+    command timeout), and its absence is `_FinalReplyMissing`, never an ordinary lost connection: the
+    message may be in the server's queue already, and sending it again would make a copy."""
+
+    data_timeout = 600.0
+    _replies_in_data: int | None = None
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        self._replies_in_data = 0
+        try:
+            return super().data(msg)
+        finally:
+            self._replies_in_data = None
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self._replies_in_data is None:
+            return super().getreply()
+        self._replies_in_data += 1
+        if self._replies_in_data == 1:  # the 354 to DATA itself: nothing was sent yet
+            return super().getreply()
+        sock, timeout = self.sock, self.timeout
+        if sock is not None:
+            sock.settimeout(self.data_timeout)
+        try:
+            return super().getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _FinalReplyMissing(str(exc)) from None
+        finally:
+            if sock is not None and self.sock is sock:
+                sock.settimeout(timeout)
+
+
+class _Plain(_WaitsForTheFinalReply):
+    pass
+
+
+class _Ssl(_WaitsForTheFinalReply, smtplib.SMTP_SSL):
+    pass
+
+
 class Smtp:
     """smtplib over one connection for the whole run, reconnecting when the server drops it.
 
@@ -172,12 +254,12 @@ class Smtp:
                     key="delivery.smtp_password_env",
                 )
             self.password = environ[variable]
-        self._conn: smtplib.SMTP | None = None
+        self._conn: _WaitsForTheFinalReply | None = None
         self._carried = 0  # messages the current connection has carried
         self._deferred_in_a_row = 0
         self.connections = 0  # how many times we connected: 1 for a run on a healthy server
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> _WaitsForTheFinalReply:
         if self._conn is not None and self._conn.sock is not None:
             return self._conn
         self._conn = None
@@ -185,11 +267,12 @@ class Smtp:
         try:
             context = ssl.create_default_context()
             if c.smtp_security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                conn: _WaitsForTheFinalReply = _Ssl(
                     c.smtp_host, c.smtp_port, timeout=c.smtp_timeout, context=context
                 )
             else:
-                conn = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout)
+                conn = _Plain(c.smtp_host, c.smtp_port, timeout=c.smtp_timeout)
+            conn.data_timeout = c.smtp_data_timeout
             try:
                 conn.ehlo_or_helo_if_needed()
                 if c.smtp_security == "starttls":
@@ -262,6 +345,11 @@ class Smtp:
                 conn.sendmail(sender, [recipient], data)
                 self._carried += 1
                 return Outcome("sent", attempts)
+            except _FinalReplyMissing:
+                self._drop()
+                raise UnknownOutcome(
+                    self.description, recipient, self.config.smtp_data_timeout, attempts
+                ) from None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = exc.recipients.get(recipient, (0, b""))
                 message = _text(reply)
@@ -330,3 +418,73 @@ def _text(message: bytes | str) -> str:
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+
+
+# ---------------------------------------------------------------- the server's refusal, or the recipients'
+
+_ENHANCED = re.compile(r"^(\d{3})(?:[ -]+([245]\.\d{1,3}\.\d{1,3}))?")
+
+
+def _server_wide(error: str) -> str:
+    """The reply's code ("550 5.7.1") when it can be the server's refusal of everyone; "" when it is
+    about the recipient's own mailbox or address (RFC 3463: X.1.x addressing, X.2.x mailbox)."""
+    match = _ENHANCED.match(error)
+    if match is None:
+        return ""
+    code, enhanced = match.group(1), match.group(2) or ""
+    if enhanced.split(".")[1:2] in (["1"], ["2"]):
+        return ""
+    return f"{code} {enhanced}".strip()
+
+
+class RefusalWatch:
+    """Holds back permanent refusals that may be the server's rather than the recipients'.
+
+    Until the server accepts one message in the run, refusals with one code (a relay that denies
+    relaying answers 550 5.7.1 to everyone) are held instead of recorded. `REFUSALS_BEFORE_STOP` of
+    them, or every recipient of a digest (two at least), mean the server refuses everyone: the run
+    stops and they all stay pending, as for a 421. An acceptance, another reply, or the end of a
+    digest with one such refusal releases what was held, to be recorded as failed.
+    """
+
+    def __init__(self, description: str, threshold: int = REFUSALS_BEFORE_STOP) -> None:
+        self.description, self.threshold = description, threshold
+        self.accepted = False
+        self.held: list[tuple[str, Outcome]] = []
+        self._code = ""
+
+    def settle(self, recipient: str, outcome: Outcome) -> list[tuple[str, Outcome]]:
+        """The outcomes to record now, in order: none while this one is held."""
+        code = _server_wide(outcome.error) if outcome.status == "failed" else ""
+        if not self.accepted and code:
+            released = self.release() if code != self._code else []
+            self._code = code
+            self.held.append((recipient, outcome))
+            return released
+        self.accepted = self.accepted or outcome.status == "sent"
+        return [*self.release(), (recipient, outcome)]
+
+    @property
+    def refusing(self) -> str:
+        """Why the run stops ("" when it goes on): the first recipients were all refused alike."""
+        if len(self.held) < self.threshold:
+            return ""
+        return self._reason(f"the first {len(self.held)} recipients were all")
+
+    def end_of_digest(self) -> tuple[list[tuple[str, Outcome]], str]:
+        """(outcomes to record, why the run stops): every recipient of the digest refused alike (two
+        or more) is the server's refusal; a single one is the recipient's."""
+        if len(self.held) >= 2:
+            return [], self._reason(f"all {len(self.held)} recipients were")
+        return self.release(), ""
+
+    def release(self) -> list[tuple[str, Outcome]]:
+        released, self.held, self._code = self.held, [], ""
+        return released
+
+    def _reason(self, who: str) -> str:
+        reply = self.held[-1][1].error
+        return (
+            f"{self.description}: {who} refused with {reply}; the server is refusing this sender, "
+            "not these recipients (check [delivery] and [digest] from; the next run retries)"
+        )

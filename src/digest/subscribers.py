@@ -3,7 +3,13 @@
 The CSV has a header row `email,name,topics` (`name` and `topics` optional); `topics` is separated by
 `;` and holds topic names as the articles spell them (matched by `content.topic_key`, so case and
 spacing don't matter). An empty topic set means "every topic". A row with an invalid or repeated
-address is reported as a `Problem` and skipped; the others still get the digest.
+address is reported as a `Problem` and skipped; the others still get the digest. A file that does not
+parse row for row (a stray `"` opens a field that swallows the rows after it) is an error: nobody is
+sent anything rather than the rows after it silently.
+
+A name is made safe as it is read: RFC 2047 encoded words are decoded (a name such as
+`=?utf-8?q?Joe=0D=0ABcc:_x@y.z?=` is `Joe Bcc: x@y.z`, never a second header), control characters are
+dropped and whitespace (line breaks included) becomes single spaces.
 """
 
 from __future__ import annotations
@@ -12,8 +18,13 @@ import csv
 import io
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
@@ -179,14 +190,19 @@ def parse_csv(text: str, where: str) -> list[Row | Problem]:
             hint="name and topics are optional; no other column is allowed",
         )
     rows: list[Row | Problem] = []
+    start = reader.line_num + 1  # the line the next row starts on
     while True:
         try:
             values = next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:
-            rows.append(Problem(where, f"not valid CSV: {exc}", reader.line_num))
-            continue
+        except csv.Error as exc:  # a NUL byte, or a field over the csv module's limit
+            raise DigestError(
+                f"not valid CSV: {exc}; nobody was sent anything", path=where, line=reader.line_num + 1
+            ) from None
+        if any("\n" in value or "\r" in value for value in values):
+            raise _runaway_quote(where, start)
+        start = reader.line_num + 1
         if not any(value.strip() for value in values):
             continue  # blank line
         if len(values) > len(columns):
@@ -205,7 +221,7 @@ def parse_csv(text: str, where: str) -> list[Row | Problem]:
                 where,
                 reader.line_num,
                 record.get("email", "").strip(),
-                one_line(record.get("name", "")),
+                safe_name(record.get("name", "")),
                 split_topics(record.get("topics", "")),
             )
         )
@@ -236,6 +252,68 @@ def _from_config(entries: Sequence[Mapping[str, Any]], where: str) -> list[Row |
                 key=key,
             )
         rows.append(
-            (f"{where} [{key}]", None, str(entry["email"]).strip(), one_line(name), split_topics(topics))
+            (f"{where} [{key}]", None, str(entry["email"]).strip(), safe_name(name), split_topics(topics))
         )
     return rows
+
+
+def _runaway_quote(where: str, line: int) -> DigestError:
+    """A quoted field with a line break in it: in a subscriber list that is a `"` never closed on its
+    line, and every row up to the next `"` went into that one field."""
+    return DigestError(
+        "a quoted field runs over several lines, so the rows after it cannot be told apart; "
+        "nobody was sent anything",
+        path=where,
+        line=line,
+        hint="""check the quotes on this line: a '"' inside a field is written '""'""",
+    )
+
+
+_ENCODED_WORD_ROUNDS = 4  # an encoded word may hide another; more than this is not a name
+
+
+def safe_name(value: str) -> str:
+    """A display name as one line of plain text: encoded words decoded (repeatedly: one may decode to
+    another), control characters dropped, whitespace collapsed; what the email package would still
+    decode into something else loses its `=?`, so no name can ever write a line break into a header."""
+    name = _one_line(value)
+    for _ in range(_ENCODED_WORD_ROUNDS):
+        if "=?" not in name:
+            return name
+        decoded = _one_line(_decode_words(name))
+        if decoded == name:
+            break
+        name = decoded
+    try:  # what build_message will do with it: it must give this very name back
+        header = policy.SMTP.header_store_parse("To", str(Address(display_name=name, addr_spec="a@b.c")))
+        if header[1].addresses[0].display_name == name:
+            return name
+    except (ValueError, IndexError, HeaderParseError):
+        pass
+    return name.replace("=?", "= ?")
+
+
+def _decode_words(value: str) -> str:
+    try:
+        chunks = decode_header(value)
+    except (HeaderParseError, ValueError):
+        return value
+    text = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        try:
+            text.append(chunk.decode(charset or "raw-unicode-escape", "replace"))
+        except LookupError:  # an unknown charset: its ASCII is still readable
+            text.append(chunk.decode("ascii", "replace"))
+    return "".join(text)
+
+
+def _one_line(value: str) -> str:
+    """Whitespace (CR, LF and the Unicode line separators included) as single spaces, no control
+    characters."""
+    text = one_line(value)
+    if text.isprintable():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "Cc")

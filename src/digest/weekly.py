@@ -13,8 +13,8 @@ import threading
 from typing import Any
 
 from .config import Config
-from .delivery import Transport
-from .errors import DeliveryError, OutputError, Problem
+from .delivery import Outcome, RefusalWatch, Transport, UnknownOutcome
+from .errors import DeliveryError, DigestError, OutputError, Problem
 from .message import build_message, make_message_id
 from .output import safe_join, write_atomic
 from .reports import RunReport
@@ -140,11 +140,14 @@ class Courier:
     ) -> None:
         self.config, self.state, self.report, self.now = config, state, report, now
         self.transport, self.sender, self.stop = transport, sender, stop
+        self.watch = RefusalWatch(transport.description)
 
     def deliver(self, record: DigestRecord, subscribers: SubscriberList) -> None:
         state, report = self.state, self.report
         renders = {variant: _rendered(parts) for variant, parts in state.renders(record.id).items()}
-        current = {s.email.casefold() for s in subscribers.subscribers}
+        # The list as it is now: a name corrected since the digest was recorded applies to whoever is
+        # not yet sent.
+        current = {s.email.casefold(): s for s in subscribers.subscribers}
         todo = state.deliveries(record.id, OPEN_STATUSES)
         if todo:
             report.transport = self.transport.description
@@ -152,7 +155,8 @@ class Courier:
             if self.stop.is_set():
                 report.stopped, report.left = "asked to stop", report.left + len(todo) - index
                 break
-            if delivery.recipient.casefold() not in current:
+            subscriber = current.get(delivery.recipient.casefold())
+            if subscriber is None:
                 state.record_delivery(
                     record.id,
                     delivery.recipient,
@@ -163,37 +167,54 @@ class Courier:
                 )
                 report.cancelled += 1
                 continue
-            data = build_message(
-                renders[delivery.variant],
-                self.config,
-                to=delivery.recipient,
-                to_name=delivery.name,
-                message_id=delivery.message_id,
-                date=record.cutoff,
-            )
+            try:
+                data = build_message(
+                    renders[delivery.variant],
+                    self.config,
+                    to=delivery.recipient,
+                    to_name=subscriber.name,
+                    message_id=delivery.message_id,
+                    date=record.cutoff,
+                )
+            except DigestError as exc:  # this recipient's message can't be written: only theirs fails
+                self._record(record, delivery.recipient, Outcome("failed", 0, str(exc)))
+                continue
             try:
                 outcome = self.transport.send(
                     self.sender, delivery.recipient, data, key=f"{record.period}--{delivery.recipient}"
                 )
+            except UnknownOutcome as exc:  # maybe accepted: recorded so, never sent again in this run
+                outcome, report.stopped = exc.settle(delivery.last_error)
+                self._record(record, delivery.recipient, outcome)
+                report.left += len(todo) - index - 1
+                break
             except DeliveryError as exc:
                 report.stopped, report.left = str(exc), report.left + len(todo) - index
                 break
-            # Recorded at once, in its own transaction: this is what makes a resumed run skip it.
-            state.record_delivery(
-                record.id,
-                delivery.recipient,
-                outcome.status,
-                attempts=outcome.attempts,
-                error=outcome.error,
-                now=self.now,
-            )
-            if outcome.status == "sent":
-                report.sent += 1
-            elif outcome.status == "failed":
-                report.failed.append((delivery.recipient, outcome.error))
-            else:
-                report.deferred.append((delivery.recipient, outcome.error))
+            for recipient, result in self.watch.settle(delivery.recipient, outcome):
+                self._record(record, recipient, result)
+            if self.watch.refusing:  # the server refuses everyone: they all stay pending
+                report.stopped = self.watch.refusing
+                report.left += len(todo) - index - 1 + len(self.watch.release())
+                break
+        else:
+            released, report.stopped = self.watch.end_of_digest()
+            report.left += len(self.watch.release())
+            for recipient, result in released:
+                self._record(record, recipient, result)
         state.finish_if_complete(record.id, self.now)
+
+    def _record(self, record: DigestRecord, recipient: str, outcome: Outcome) -> None:
+        # Recorded at once, in its own transaction: this is what makes a resumed run skip it.
+        self.state.record_delivery(
+            record.id, recipient, outcome.status, attempts=outcome.attempts, error=outcome.error, now=self.now
+        )
+        if outcome.status == "sent":
+            self.report.sent += 1
+        elif outcome.status == "failed":
+            self.report.failed.append((recipient, outcome.error))
+        else:
+            self.report.deferred.append((recipient, outcome.error))
 
     def close(self) -> None:
         self.transport.close()
