@@ -30,9 +30,12 @@ class _Now(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, dt.datetime):
             return value
         try:
-            return dt.datetime.fromisoformat(str(value))
+            moment = dt.datetime.fromisoformat(str(value))
         except ValueError:
             self.fail(f"{value!r} is not an ISO 8601 time such as 2025-06-30T08:00:00+08:00", param, ctx)
+        if not 1900 <= moment.year <= 9000:  # a week before or after must still be a date
+            self.fail(f"{value!r} is not between the years 1900 and 9000", param, ctx)
+        return moment
 
 
 NOW_OPTION = click.option(

@@ -29,7 +29,7 @@ from .front_matter import Fields, load_front_matter, split_front_matter
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 _PARALLEL_THRESHOLD = 400
 
 
@@ -196,6 +196,13 @@ def collect(
     results: dict[str, Article | Problem] = {}
     to_parse: list[SourceFile] = []
     for source in files if files is not None else scan(config):
+        if not source.rel.isascii() and not _is_utf8(source.rel):  # no permalink, no cache key
+            results[source.rel] = Problem(
+                _shown(settings.display_root, source.rel),
+                "the file name is not UTF-8",
+                hint="rename the file",
+            )
+            continue
         hit = cache.lookup(prefix + source.rel) if cache is not None else None
         if hit is not None and hit[0] == _stamp_text(source):
             results[source.rel] = hit[1]
@@ -226,6 +233,14 @@ def collect(
     if bodies:
         collection.articles = load_bodies(config, collection.articles)
     return collection
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, kept by os.fsdecode as lone surrogates
+        return False
+    return True
 
 
 def _stamp_text(source: SourceFile) -> str:

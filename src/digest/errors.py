@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# What must never reach a terminal or a log as it is: C0 and C1 controls (a newline in a file name
+# would print a line of its own, such as a forged "Error: …"), the Unicode line separators, and the
+# lone surrogates that stand for a file name's bytes that are not UTF-8.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escaped(text: str) -> str:
+    """`text` as one printable line: controls as `\\n`, `\\x1b`, …, a byte that was not UTF-8 as `\\xe9`."""
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the byte itself
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 class DigestError(Exception):
-    """Base of every error digest raises on purpose; the CLI turns it into one `Error: …` line."""
+    """Base of every error digest raises on purpose; the CLI turns it into one `Error: …` line (always
+    one line: what it quotes, a file name above all, is shown escaped)."""
 
     def __init__(
         self,
@@ -29,7 +52,7 @@ class DigestError(Exception):
         if self.path:
             where = self.path + (f":{self.line}" if self.line else "") + ": "
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{where}{self.message}{hint}"
+        return escaped(f"{where}{self.message}{hint}")
 
 
 class ConfigError(DigestError):
@@ -64,7 +87,7 @@ class Problem:
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line else "")
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{where}: {self.message}{hint}"
+        return escaped(f"{where}: {self.message}{hint}")
 
     @classmethod
     def from_error(cls, error: DigestError, path: str) -> Problem:

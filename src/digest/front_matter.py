@@ -1,5 +1,11 @@
-"""Front matter: split it from the body (YAML, TOML or JSON, as Hugo accepts it), read it, and give
-typed access to its fields, with errors that name the field and its line. Pure.
+"""Front matter: split it from the body (YAML, TOML or JSON, as Hugo accepts it: after blank lines or
+spaces, CRLF and a BOM already gone), read it with python-frontmatter's handlers, and give typed access
+to its fields, with errors that name the field and its line (YAML's from PyYAML's mark). Pure.
+
+YAML is read by PyYAML's C safe loader, bounded: aliases that expand past `MAX_YAML_VALUES` values
+are refused, and so is a scalar Python cannot hold (a 5,000-digit number, a date in year 0); nesting
+is bounded by libyaml (1,000 levels) and, for TOML and JSON, by Python's recursion limit. Every value an
+error message quotes is shown through `shown`, whose repr is bounded however large the value.
 """
 
 from __future__ import annotations
@@ -7,80 +13,213 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import reprlib
 import tomllib
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import simple_yaml
+import yaml
+from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
+
 from .errors import ArticleError
 
-_YAML_OPEN = re.compile(r"^---[ \t]*\n", re.MULTILINE)
-_YAML_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)
-_TOML_CLOSE = re.compile(r"^\+\+\+[ \t]*$", re.MULTILINE)
+# Aliases may make a small document mean a huge one (9 anchors of 9 aliases each: 9**9 strings, the
+# "billion laughs"). PyYAML shares the repeated objects, so loading is cheap, but anything that walks
+# the value (a comparison, a repr in an error message) is not: more values than this are refused.
+MAX_YAML_VALUES = 100_000
+_LONG_NUMBER = re.compile(r"value has (\d+) digits")
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 5
+_short.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: repr, bounded however large or deep the value is."""
+    return _short.repr(value)
+
+
+class _TomlHandler(BaseHandler):
+    """python-frontmatter's handler API with the standard library's TOML 1.0 reader (the package's own
+    TOML handler needs the unmaintained `toml` package, TOML 0.5)."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+    START_DELIMITER = END_DELIMITER = "+++"
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return tomllib.loads(fm)
+
+
+class _SafeLoader(yaml.CSafeLoader):
+    """PyYAML's C safe loader that refuses documents whose aliases expand past `MAX_YAML_VALUES`, and
+    turns a scalar Python cannot hold (a date in year 0, hour 25, a 5,000-digit number) into an error
+    carrying the scalar's mark."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if self._may_alias:
+            _refuse_expansion(node)
+        return self.construct_document(node)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, _bad_scalar(node, exc), node.start_mark
+            ) from None
+
+    _may_alias = True
+
+
+def _bad_scalar(node: yaml.Node, exc: Exception) -> str:
+    digits = _LONG_NUMBER.search(str(exc))
+    if digits:
+        return f"a number of {digits.group(1)} digits is too long to read"
+    if node.tag.endswith(":timestamp"):
+        return f"{shown(node.value)} is not a valid date or time ({exc})"
+    return f"{shown(node.value)} cannot be read ({exc})"
+
+
+def _refuse_expansion(root: yaml.Node) -> None:
+    """Count the values the document stands for, each alias counted in full, without expanding any
+    (each node's size once, from its children's); refuse at the top-level key where the count passes
+    the limit."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        stack = [node]
+        while stack:
+            current = stack[-1]
+            key = id(current)
+            if key in sizes:
+                stack.pop()
+            elif isinstance(current, yaml.ScalarNode):
+                sizes[key] = 1
+                stack.pop()
+            elif key not in visiting:
+                visiting.add(key)
+                stack.extend(c for c in _children(current) if id(c) not in sizes and id(c) not in visiting)
+            else:  # its children are counted (a recursive alias, which YAML allows, counts once)
+                visiting.discard(key)
+                sizes[key] = 1 + sum(sizes.get(id(c), 1) for c in _children(current))
+                stack.pop()
+        return sizes[id(node)]
+
+    pairs = root.value if isinstance(root, yaml.MappingNode) else [(root, root)]
+    total = 0
+    for key_node, value_node in pairs:
+        total += size(key_node) + size(value_node)
+        if total > MAX_YAML_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"aliases here expand to more than {MAX_YAML_VALUES} values", key_node.start_mark
+            )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return list(node.value)
+
+
+class _NoAliasLoader(_SafeLoader):
+    _may_alias = False
+
+
+_YAML = YAMLHandler()
+_TOML = _TomlHandler()
+_JSON = JSONHandler()
 
 
 def split_front_matter(text: str) -> tuple[str, str, str, int]:
-    """(format, front matter, body, line number of the front matter's first line)."""
-    if text.startswith("---"):
-        first_nl = text.find("\n")
-        if first_nl == -1 or text[:first_nl].strip() != "---":
-            raise ArticleError("front matter: the opening '---' must stand alone on the first line", line=1)
-        close = _YAML_CLOSE.search(text, first_nl + 1)
-        if close is None:
-            raise ArticleError(
-                "front matter: no closing '---'", line=1, hint="end the front matter with a line '---'"
-            )
-        return "yaml", text[first_nl + 1 : close.start()], text[close.end() :].lstrip("\n"), 2
-    if text.startswith("+++"):
-        first_nl = text.find("\n")
-        close = _TOML_CLOSE.search(text, first_nl + 1) if first_nl != -1 else None
-        if close is None:
-            raise ArticleError("front matter: no closing '+++'", line=1)
-        return "toml", text[first_nl + 1 : close.start()], text[close.end() :].lstrip("\n"), 2
-    if text.startswith("{"):
+    """(format, front matter, body, line number of the front matter's first line), as Hugo finds it:
+    after any blank lines or spaces, between `---` lines (YAML) or `+++` lines (TOML), or one JSON
+    object. The text is already decoded, without its byte order mark, with LF line ends."""
+    start = len(text) - len(text.lstrip())
+    skipped = text.count("\n", 0, start)
+    rest = text[start:]
+    for fmt, handler in (("yaml", _YAML), ("toml", _TOML)):
+        assert handler.FM_BOUNDARY is not None
+        opening = handler.FM_BOUNDARY.match(rest)
+        if opening is None:
+            continue
+        delimiter = handler.START_DELIMITER
         try:
-            meta, end = json.JSONDecoder().raw_decode(text)
+            fm, body = handler.split(rest)
+        except ValueError:
+            raise ArticleError(
+                f"front matter: no closing '{delimiter}'",
+                line=skipped + 1,
+                hint=f"end the front matter with a line '{delimiter}'",
+            ) from None
+        first_line = skipped + rest.count("\n", 0, opening.end()) + 1
+        if "\n" not in opening.group() and fm.startswith("\n"):  # the end of the opening line
+            fm, first_line = fm[1:], first_line + 1
+        return fmt, fm, body.lstrip("\n"), first_line
+    if rest.startswith("---"):
+        raise ArticleError("front matter: the opening '---' must stand alone on its line", line=skipped + 1)
+    if rest.startswith("{"):
+        try:
+            _, end = json.JSONDecoder().raw_decode(rest)
         except json.JSONDecodeError as exc:
-            raise ArticleError(f"front matter: not valid JSON: {exc.msg}", line=exc.lineno) from None
-        if not isinstance(meta, dict):  # pragma: no cover - raw_decode of "{" always yields a dict
-            raise ArticleError("front matter: JSON front matter must be an object", line=1)
-        return "json", text[:end], text[end:].lstrip("\n"), 1
+            raise ArticleError(
+                f"front matter: not valid JSON: {exc.msg}", line=skipped + exc.lineno
+            ) from None
+        except RecursionError:
+            raise ArticleError("front matter: JSON: nested too deeply", line=skipped + 1) from None
+        except ValueError as exc:
+            raise ArticleError(f"front matter: JSON: {_value_problem(exc)}", line=skipped + 1) from None
+        return "json", rest[:end], rest[end:].lstrip("\n"), skipped + 1
     raise ArticleError(
         "no front matter",
-        line=1,
+        line=skipped + 1,
         hint="start the file with '---' (YAML), '+++' (TOML) or a JSON object",
     )
 
 
-def load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
-    if fmt == "yaml":
-        meta = simple_yaml.load(text)
-        if meta is not None:
-            return meta
-        import yaml  # here, not at the top: a build with nothing new to read never needs it
+def _value_problem(exc: ValueError) -> str:
+    digits = _LONG_NUMBER.search(str(exc))
+    return f"a number of {digits.group(1)} digits is too long to read" if digits else str(exc)
 
-        # The C loader is much faster; PyYAML wheels ship it, a build without libyaml would not.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+def load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
+    """The front matter's fields, read by python-frontmatter's handler for its format."""
+    if fmt == "yaml":
+        loader = _SafeLoader if "*" in text else _NoAliasLoader  # no '*', no alias: nothing to count
         try:
-            meta = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+            meta = _YAML.load(text, Loader=loader)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
                 mark = exc.context_mark  # "found end of stream": where the unclosed thing began helps more
             line = first_line + mark.line if mark is not None else None
-            raise ArticleError(f"front matter: YAML: {exc.problem or exc.context}", line=line) from None
+            problem = str(exc.problem or exc.context)
+            hint = "use fewer anchors and aliases" if problem.startswith("aliases here expand") else None
+            raise ArticleError(f"front matter: YAML: {problem}", line=line, hint=hint) from None
         except yaml.YAMLError as exc:
             raise ArticleError(f"front matter: YAML: {exc}") from None
+        except RecursionError:
+            raise ArticleError("front matter: YAML: nested too deeply", line=first_line) from None
     elif fmt == "toml":
         try:
-            meta = tomllib.loads(text)
+            meta = _TOML.load(text)
         except tomllib.TOMLDecodeError as exc:
             match = re.search(r"line (\d+)", str(exc))
             line = first_line + int(match.group(1)) - 1 if match else None
             raise ArticleError(f"front matter: TOML: {exc}", line=line) from None
+        except RecursionError:
+            raise ArticleError("front matter: TOML: nested too deeply", line=first_line) from None
+        except ValueError as exc:
+            raise ArticleError(f"front matter: TOML: {_value_problem(exc)}", line=first_line) from None
     else:
-        meta = json.loads(text)
+        try:
+            meta = _JSON.load(text)
+        except RecursionError:  # pragma: no cover - split_front_matter decoded it already
+            raise ArticleError("front matter: JSON: nested too deeply", line=first_line) from None
     if meta is None:
         return {}
     if not isinstance(meta, dict):
@@ -129,7 +268,7 @@ class Fields:
             return value.strip().lower() == "true"
         if value is None:
             return False
-        raise self._error(key, f"'{key}' must be true or false, not {value!r}")
+        raise self._error(key, f"'{key}' must be true or false, not {shown(value)}")
 
     def strings(self, key: str) -> list[str]:
         value = self.meta.get(key)
@@ -165,7 +304,7 @@ class Fields:
         if parsed is None:
             raise self._error(
                 key,
-                f"'{key}' is not a date ({value!r})",
+                f"'{key}' is not a date ({shown(value)})",
                 hint="use ISO 8601, e.g. 2025-06-25T17:10:04+08:00 or 2025-06-25",
             )
         return parsed
@@ -187,7 +326,13 @@ def as_datetime(value: object, tz: ZoneInfo) -> dt.datetime | None:
             except ValueError:
                 return None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=tz)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=tz)
-    return None
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=tz)
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day, tzinfo=tz)
+    else:
+        return None
+    try:  # in UTC it must still be a date Python can hold (0001-01-01T00:00+14:00 is not)
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        return None
+    return moment
