@@ -52,27 +52,34 @@ class _TomlHandler(BaseHandler):
 
 
 class _SafeLoader(yaml.CSafeLoader):
-    """PyYAML's C safe loader that refuses documents whose aliases expand past `MAX_YAML_VALUES`, and
-    turns a scalar Python cannot hold (a date in year 0, hour 25, a 5,000-digit number) into an error
-    carrying the scalar's mark."""
+    """PyYAML's C safe loader that refuses documents whose aliases expand past `MAX_YAML_VALUES`."""
+
+    may_alias = True  # False when the text has no '*': no alias, nothing to count
 
     def get_single_data(self) -> Any:
         node = self.get_single_node()
         if node is None:
             return None
-        if self._may_alias:
+        if self.may_alias:
             _refuse_expansion(node)
         return self.construct_document(node)
+
+
+class _NoAliasLoader(_SafeLoader):
+    may_alias = False
+
+
+class _LocatingLoader(_SafeLoader):
+    """Run again, only when loading raised ValueError: a scalar Python cannot hold (a date in year 0,
+    hour 25, a 5,000-digit number) becomes an error carrying that scalar's mark. (Not the first loader:
+    wrapping every node's construction costs a third of the loading time.)"""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, _bad_scalar(node, exc), node.start_mark
-            ) from None
-
-    _may_alias = True
+            problem = _bad_scalar(node, exc)
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
 def _bad_scalar(node: yaml.Node, exc: Exception) -> str:
@@ -124,10 +131,6 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [item for pair in node.value for item in pair]
     return list(node.value)
-
-
-class _NoAliasLoader(_SafeLoader):
-    _may_alias = False
 
 
 _YAML = YAMLHandler()
@@ -189,9 +192,12 @@ def _value_problem(exc: ValueError) -> str:
 def load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
     """The front matter's fields, read by python-frontmatter's handler for its format."""
     if fmt == "yaml":
-        loader = _SafeLoader if "*" in text else _NoAliasLoader  # no '*', no alias: nothing to count
+        loader = _SafeLoader if "*" in text else _NoAliasLoader
         try:
-            meta = _YAML.load(text, Loader=loader)
+            try:
+                meta = _YAML.load(text, Loader=loader)
+            except (ValueError, OverflowError):
+                meta = _YAML.load(text, Loader=_LocatingLoader)  # raises it again, with its line
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             if exc.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
