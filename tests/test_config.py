@@ -82,3 +82,125 @@ def test_an_unknown_placeholder_in_a_url_template_is_a_config_error(site: Site) 
     site.set("content", permalink="/posts/{slug}/{category}/")
     with pytest.raises(ConfigError, match=r"'content\.permalink' has an unknown placeholder"):
         load_config(site.config_path)
+
+
+# ---------------------------------------------------------------- issue 10: values that would reach a header,
+# a link, a socket or a folder are checked here, naming the key
+
+ENCODED_CRLF = "=?utf-8?q?Cfg=0D=0AReply-To:_attacker@example.net?="
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "shown"),
+    [
+        ("site", "title", ENCODED_CRLF, "site.title"),
+        ("digest", "subject", "{site} " + ENCODED_CRLF, "digest.subject"),
+        ("digest", "from", f"{ENCODED_CRLF} <digest@example.com>", "digest.from"),
+        ("site", "title", "Two\nlines", "site.title"),
+        ("digest", "subject", "tab\tand\x1b[31m escape", "digest.subject"),
+    ],
+)
+def test_header_text_must_be_one_line_after_decoding(
+    site: Site, section: str, key: str, value: str, shown: str
+) -> None:
+    site.set(section, **{key: value})
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert caught.value.key == shown
+    assert f"'{shown}' must be one line of text" in str(caught.value)
+
+
+def test_a_header_with_a_harmless_encoded_word_is_accepted(site: Site) -> None:
+    site.set("site", title="=?utf-8?b?5byg5LiJ?= Weekly")
+    assert load_config(site.config_path).site.title == "=?utf-8?b?5byg5LiJ?= Weekly"
+
+
+@pytest.mark.parametrize("key", ["unsubscribe_url", "manage_url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "http://example.com/unsubscribe?email={email}",
+        "ftp://example.com/",
+        "https:///no-host",
+        "//example.com/unsubscribe",
+        "JavaScript:alert(1)",
+    ],
+)
+def test_links_in_the_email_take_only_https_or_mailto(site: Site, key: str, url: str) -> None:
+    site.set("digest", **{key: url})
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert caught.value.key == f"digest.{key}"
+    assert "must be an https: URL (http: only on 127.0.0.1 or localhost) or a mailto: address" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/unsubscribe?email={email}",
+        "http://127.0.0.1:8080/unsubscribe?email={email}",
+        "http://localhost/u",
+        "http://[::1]/u",
+        "mailto:unsubscribe@example.com?subject=unsubscribe",
+        "",
+    ],
+)
+def test_https_loopback_http_and_mailto_links_are_accepted(site: Site, url: str) -> None:
+    site.set("digest", unsubscribe_url=url, manage_url=url)
+    assert load_config(site.config_path).digest.unsubscribe_url == url
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("smtp_port", 68061, "'delivery.smtp_port' must be between 1 and 65535, not 68061"),
+        ("smtp_port", 0, "'delivery.smtp_port' must be between 1 and 65535, not 0"),
+        ("smtp_timeout", 0, "'delivery.smtp_timeout' must be more than 0 seconds"),
+        ("smtp_data_timeout", 0.0, "'delivery.smtp_data_timeout' must be more than 0 seconds"),
+    ],
+)
+def test_delivery_numbers_out_of_range_are_config_errors(
+    site: Site, key: str, value: object, message: str
+) -> None:
+    site.set("delivery", **{key: value})
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert message in str(caught.value)
+    assert caught.value.key == f"delivery.{key}"
+
+
+@pytest.mark.parametrize(
+    ("settings", "keys"),
+    [
+        ({"digest": {"archive_dir": "feeds"}}, "'feeds.dir' and 'digest.archive_dir' are one folder"),
+        ({"delivery": {"outbox": "feeds/outbox"}}, "'delivery.outbox' and 'feeds.dir' overlap"),
+        ({"delivery": {"outbox": "feeds/digests/mail"}}, "'delivery.outbox' and 'feeds.dir' overlap"),
+        ({"delivery": {"outbox": "."}}, "'delivery.outbox' and 'feeds.dir' overlap"),
+        (
+            {"digest": {"archive_dir": "archive"}, "delivery": {"outbox": "archive"}},
+            "'delivery.outbox' and 'digest.archive_dir' overlap",
+        ),
+        ({"state": {"path": "feeds/state.sqlite3"}}, "'state.path' is inside 'feeds.dir'"),
+        (
+            {"subscribers": {"file": "feeds/digests/subscribers.csv"}},
+            "'subscribers.file' is inside 'feeds.dir'",
+        ),
+    ],
+)
+def test_output_folders_that_overlap_are_config_errors(
+    site: Site, settings: dict[str, dict[str, str]], keys: str
+) -> None:
+    for section, values in settings.items():
+        site.set(section, **values)
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert keys in str(caught.value)
+
+
+def test_the_default_archive_inside_the_feeds_folder_is_fine(site: Site) -> None:
+    config = load_config(site.config_path)
+    assert config.digest.archive_dir == config.feeds.dir / "digests"

@@ -235,3 +235,34 @@ def test_run_with_a_stray_quote_sends_and_records_nothing(site: Site) -> None:
         assert state.history().periods == ()
     finally:
         state.close()
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo", "folder"])
+def test_the_subscribers_file_must_be_a_regular_file(site: Site, target: str) -> None:
+    import os
+
+    path = target
+    if target == "fifo":
+        path = str(site.root / "subscribers.fifo")
+        os.mkfifo(path)
+    elif target == "folder":
+        path = str(site.root)
+    site.write_config(f'[subscribers]\nfile = "{path}"\n')
+    with pytest.raises(DigestError) as caught:
+        load_subscribers(site.config())
+    assert str(caught.value).endswith(
+        "the subscribers file is not a regular file (point [subscribers] file at a CSV file)"
+    )
+
+
+def test_a_subscribers_file_over_the_size_limit_is_refused_unread(site: Site) -> None:
+    from digest.subscribers import MAX_FILE_BYTES
+
+    configure(site, "email\na@example.com\n")
+    with open(site.root / "subscribers.csv", "r+b") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk, and nothing to read if it is not read
+    with pytest.raises(DigestError) as caught:
+        load_subscribers(site.config())
+    assert f"the subscribers file is {MAX_FILE_BYTES + 1} bytes, over the limit of {MAX_FILE_BYTES}" in str(
+        caught.value
+    )

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import tomllib
 import types
 import typing
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
+from email.header import decode_header
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
@@ -300,6 +304,109 @@ def _coerce(value: Any, annotation: Any, key: str, root: Path, where: str) -> An
     raise wrong()
 
 
+def decode_words(value: str) -> str:
+    """`value` with its RFC 2047 encoded words decoded, as a mail client would show it (an encoded word
+    in an unknown charset decoded as ASCII; one that does not decode left as it is)."""
+    if "=?" not in value:
+        return value
+    try:
+        chunks = decode_header(value)
+    except (HeaderParseError, ValueError):
+        return value
+    text = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            text.append(chunk)
+            continue
+        try:
+            text.append(chunk.decode(charset or "raw-unicode-escape", "replace"))
+        except LookupError:
+            text.append(chunk.decode("ascii", "replace"))
+    return "".join(text)
+
+
+def _one_line_problem(value: str) -> bool:
+    """True when `value`, decoded as a mail client decodes a header, holds a line break or another
+    control character (so it could end a header and start one of its own)."""
+    for text in (value, decode_words(value)):
+        if not text.isprintable() and any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text):
+            return True
+    return False
+
+
+_LOOPBACK_NAMES = ("localhost", "localhost.")
+
+
+def _link_ok(url: str) -> bool:
+    """https: with a host, http: only to this machine, or mailto: with an address."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.casefold()
+    if scheme == "mailto":
+        return "@" in parts.path
+    if scheme not in ("https", "http") or not parts.hostname:
+        return False
+    if scheme == "https":
+        return True
+    host = parts.hostname
+    if host.casefold() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _overlap(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _check_delivery_and_folders(config: Config, where: str) -> None:
+    d = config.delivery
+    if not 1 <= d.smtp_port <= 65535:
+        raise ConfigError(
+            f"'delivery.smtp_port' must be between 1 and 65535, not {d.smtp_port}",
+            path=where,
+            key="delivery.smtp_port",
+        )
+    for key, seconds in (("smtp_timeout", d.smtp_timeout), ("smtp_data_timeout", d.smtp_data_timeout)):
+        if not seconds > 0:
+            raise ConfigError(
+                f"'delivery.{key}' must be more than 0 seconds, not {seconds:g}",
+                path=where,
+                key=f"delivery.{key}",
+            )
+    feeds, archive = config.feeds.dir, config.digest.archive_dir
+    if feeds == archive:
+        raise ConfigError(
+            "'feeds.dir' and 'digest.archive_dir' are one folder: each run would overwrite the other's "
+            "index.html",
+            path=where,
+            key="digest.archive_dir",
+            hint='the default is a folder inside the feeds: "feeds/digests"',
+        )
+    published = (("feeds.dir", feeds), ("digest.archive_dir", archive))
+    if d.method == "outbox":
+        for key, folder in published:
+            if _overlap(d.outbox, folder) or _overlap(folder, d.outbox):
+                raise ConfigError(
+                    f"'delivery.outbox' and '{key}' overlap: the outbox holds every subscriber's mail, "
+                    "and must not be published nor hold what is",
+                    path=where,
+                    key="delivery.outbox",
+                )
+    private = [("state.path", config.state.path)]
+    if config.subscribers.file is not None:
+        private.append(("subscribers.file", config.subscribers.file))
+    for private_key, path in private:
+        for key, folder in published:
+            if _overlap(path, folder):
+                raise ConfigError(
+                    f"'{private_key}' is inside '{key}': it would be published with it",
+                    path=where,
+                    key=private_key,
+                )
+
+
 def _check_placeholders(template: str, key: str, known: set[str], where: str) -> None:
     try:
         template.format(**{name: "x" for name in known})
@@ -342,6 +449,30 @@ def _check(config: Config, where: str) -> None:
         raise ConfigError(
             "'delivery.max_attempts' must be at least 1", path=where, key="delivery.max_attempts"
         )
+    for key, value in (
+        ("site.title", config.site.title),
+        ("digest.subject", config.digest.subject),
+        ("digest.from", config.digest.sender),
+    ):
+        if _one_line_problem(value):
+            raise ConfigError(
+                f"'{key}' must be one line of text, also once its RFC 2047 encoded words are decoded: "
+                f"{decode_words(value)!r}",
+                path=where,
+                key=key,
+            )
+    for key, url in (
+        ("digest.unsubscribe_url", config.digest.unsubscribe_url),
+        ("digest.manage_url", config.digest.manage_url),
+    ):
+        if url and not _link_ok(url):
+            raise ConfigError(
+                f"'{key}' must be an https: URL (http: only on 127.0.0.1 or localhost) or a mailto: "
+                f"address, not {url!r}",
+                path=where,
+                key=key,
+            )
+    _check_delivery_and_folders(config, where)
     for row in config.subscribers.list:
         if not isinstance(row, dict) or not isinstance(row.get("email"), str):
             raise ConfigError(

@@ -18,22 +18,23 @@ import csv
 import io
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.errors import HeaderParseError
-from email.header import decode_header
 from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, decode_words
 from .content import topic_key
 from .errors import ConfigError, DigestError, Problem
 from .text import one_line
 
 COLUMNS = ("email", "name", "topics")
+MAX_FILE_BYTES = 64_000_000  # about a million subscribers; more is not a file digest should hold in memory
 MAX_ADDRESS = 254  # RFC 5321: a path is at most 256 octets, brackets included
 
 # An address smtplib can hand to any server without SMTPUTF8: a dot-atom local part and a host name.
@@ -99,18 +100,39 @@ def load_subscribers(config: Config) -> SubscriberList:
         )
     if section.file is not None:
         shown = _display(section.file)
-        try:
-            text = section.file.read_text(encoding="utf-8-sig")  # Excel's CSV export starts with a BOM
-        except FileNotFoundError:
-            raise DigestError(
-                "subscribers file not found", path=shown, hint="create it or fix [subscribers] file"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DigestError(f"cannot read the subscribers file: {exc}", path=shown) from None
-        _add(result, seen, parse_csv(text, shown))
+        _add(result, seen, parse_csv(_read(section.file, shown), shown))
     if section.list:
         _add(result, seen, _from_config(section.list, str(config.path)))
     return result
+
+
+def _read(path: Path, shown: str) -> str:
+    """The file's text; only a regular file (never a device or a pipe, which may never end) of at most
+    `MAX_FILE_BYTES`."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DigestError(
+                "the subscribers file is not a regular file",
+                path=shown,
+                hint="point [subscribers] file at a CSV file",
+            )
+        if info.st_size > MAX_FILE_BYTES:
+            raise DigestError(
+                f"the subscribers file is {info.st_size} bytes, over the limit of {MAX_FILE_BYTES}",
+                path=shown,
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # it may have grown since
+        if len(data) > MAX_FILE_BYTES:
+            raise DigestError(f"the subscribers file is over the limit of {MAX_FILE_BYTES} bytes", path=shown)
+        return data.decode("utf-8-sig")  # Excel's CSV export starts with a BOM
+    except FileNotFoundError:
+        raise DigestError(
+            "subscribers file not found", path=shown, hint="create it or fix [subscribers] file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigestError(f"cannot read the subscribers file: {exc}", path=shown) from None
 
 
 def require_subscribers(config: Config, result: SubscriberList) -> None:
@@ -280,7 +302,7 @@ def safe_name(value: str) -> str:
     for _ in range(_ENCODED_WORD_ROUNDS):
         if "=?" not in name:
             return name
-        decoded = _one_line(_decode_words(name))
+        decoded = _one_line(decode_words(name))
         if decoded == name:
             break
         name = decoded
@@ -291,23 +313,6 @@ def safe_name(value: str) -> str:
     except (ValueError, IndexError, HeaderParseError):
         pass
     return name.replace("=?", "= ?")
-
-
-def _decode_words(value: str) -> str:
-    try:
-        chunks = decode_header(value)
-    except (HeaderParseError, ValueError):
-        return value
-    text = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            text.append(chunk)
-            continue
-        try:
-            text.append(chunk.decode(charset or "raw-unicode-escape", "replace"))
-        except LookupError:  # an unknown charset: its ASCII is still readable
-            text.append(chunk.decode("ascii", "replace"))
-    return "".join(text)
 
 
 def _one_line(value: str) -> str:
