@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.config import DeliveryConfig
-from digest.delivery import DEFERRALS_BEFORE_STOP, Outbox, Smtp
+from digest.delivery import DEFERRALS_BEFORE_STOP, REFUSALS_BEFORE_STOP, Outbox, Outcome, RefusalWatch, Smtp
 from digest.errors import DeliveryError
 
 from smtp_server import Handler, smtp_server
@@ -256,3 +256,37 @@ def test_a_stop_cuts_the_backoff_short_and_defers_the_recipient_in_hand() -> Non
             "451 4.3.0 try again later",
         )
         assert handler.attempts["busy@example.com"] == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "refusing"),
+    [
+        ("550 5.7.1 relaying denied", True),
+        ("554 5.7.1 sender address rejected", True),
+        ("553 5.1.8 sender domain does not exist", True),
+        ("550 relaying denied", True),  # no enhanced code: the basic one decides
+        ("550 5.1.1 no such user", False),  # the recipient's own address
+        ("552 5.2.2 mailbox full", False),  # the recipient's own mailbox
+    ],
+)
+def test_refusals_with_one_code_from_the_first_recipients_are_the_servers(reply: str, refusing: bool) -> None:
+    watch = RefusalWatch("SMTP x")
+    recorded = [
+        watch.settle(f"r{n}@example.com", Outcome("failed", 1, reply)) for n in range(REFUSALS_BEFORE_STOP)
+    ]
+    assert bool(watch.refusing) is refusing
+    assert sum(len(r) for r in recorded) == (0 if refusing else REFUSALS_BEFORE_STOP)
+
+
+def test_an_acceptance_or_another_code_releases_the_held_refusals() -> None:
+    watch = RefusalWatch("SMTP x")
+    assert watch.settle("a@example.com", Outcome("failed", 1, "550 5.7.1 denied")) == []
+    released = watch.settle("b@example.com", Outcome("failed", 1, "554 5.7.0 other"))
+    assert [r for r, _ in released] == ["a@example.com"]
+    released = watch.settle("c@example.com", Outcome("sent", 1))
+    assert [r for r, _ in released] == ["b@example.com", "c@example.com"]
+    # Once the server accepted a message, a refusal is the recipient's: recorded at once.
+    assert [r for r, _ in watch.settle("d@example.com", Outcome("failed", 1, "550 5.7.1 denied"))] == [
+        "d@example.com"
+    ]
+    assert watch.end_of_digest() == ([], "")

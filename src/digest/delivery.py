@@ -427,12 +427,14 @@ _ENHANCED = re.compile(r"^(\d{3})(?:[ -]+([245]\.\d{1,3}\.\d{1,3}))?")
 
 def _server_wide(error: str) -> str:
     """The reply's code ("550 5.7.1") when it can be the server's refusal of everyone; "" when it is
-    about the recipient's own mailbox or address (RFC 3463: X.1.x addressing, X.2.x mailbox)."""
+    about the recipient's own mailbox or address (RFC 3463: X.1.x addressing but for X.1.7 and X.1.8,
+    which are the sender's, and X.2.x mailbox status)."""
     match = _ENHANCED.match(error)
     if match is None:
         return ""
     code, enhanced = match.group(1), match.group(2) or ""
-    if enhanced.split(".")[1:2] in (["1"], ["2"]):
+    subject, detail = enhanced.split(".")[1:3] if enhanced else ("", "")
+    if subject == "2" or (subject == "1" and detail not in ("7", "8")):
         return ""
     return f"{code} {enhanced}".strip()
 
