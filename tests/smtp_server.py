@@ -48,6 +48,8 @@ class Received:
 class Handler:
     data_delay: float = 0.0  # seconds to wait at the end of DATA before taking the message
     answer_delay: float = 0.0  # seconds between taking the message (it is queued) and saying so
+    # Addresses whose next message is taken, and then the connection dropped instead of answering.
+    drop_after_taking: list[str] = field(default_factory=list)
     refuse_all: str = ""  # answer every RCPT with this reply, e.g. "550 5.7.1 relaying denied"
     drop_after: int = 0  # close the connection at the MAIL after this many messages on it (0: never)
     received: list[Received] = field(default_factory=list)
@@ -119,6 +121,12 @@ class Handler:
             self._per_connection[connection] = self._per_connection.get(connection, 0) + 1
         if self.answer_delay:  # a slow filter after queueing: the client may give up, the copy stays
             await asyncio.sleep(self.answer_delay)
+        with self._lock:
+            dropped = [r for r in envelope.rcpt_tos if r in self.drop_after_taking]
+            for rcpt in dropped:
+                self.drop_after_taking.remove(rcpt)
+        if dropped:
+            server.transport.close()
         return "250 2.0.0 queued"
 
 

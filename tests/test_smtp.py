@@ -364,3 +364,24 @@ def test_refusals_followed_by_an_acceptance_are_the_recipients_own(site: Site, s
     ]
     assert deliveries(site)["zhang@example.com"][0] == "failed"
     assert deliveries(site)["wang@example.com"][0] == "sent"
+
+
+def test_a_connection_dropped_after_the_end_of_data_is_not_resent_in_the_run_and_the_rest_go_out(
+    site: Site, server: SmtpServer
+) -> None:
+    make_site(site, server)
+    server.handler.drop_after_taking.append("zhang@example.com")
+    code, lines = run(site)
+    assert code == 4
+    assert (
+        "deferred: zhang@example.com: no reply to the end of DATA before the connection dropped; the server "
+        "may have accepted it"
+    ) in lines
+    assert not any(line.startswith("stopped:") for line in lines)
+    assert [len(c) for c in server.handler.by_recipient().values()] == [1, 1, 1]  # no second copy now
+    # The next run sends it once more: the one duplicate "at most one" allows, with its Message-ID.
+    code, _ = run(site, NOW + dt.timedelta(hours=1))
+    assert code == 0
+    zhang = server.handler.by_recipient()["zhang@example.com"]
+    assert len(zhang) == 2 and zhang[0].message["Message-ID"] == zhang[1].message["Message-ID"]
+    assert deliveries(site)["zhang@example.com"][0] == "sent"

@@ -60,15 +60,22 @@ UNKNOWN_PREFIX = "no reply to the end of DATA"
 
 
 class UnknownOutcome(DeliveryError):
-    """The message went out whole, and no reply to its final dot came: it may have been accepted."""
+    """The message went out whole, and no reply to its final dot came: it may have been accepted.
 
-    def __init__(self, description: str, recipient: str, waited: float, attempts: int) -> None:
-        self.detail = f"{UNKNOWN_PREFIX} within {waited:g} s; the server may have accepted it"
+    `waited` is how long the reply was waited for, or None when the connection dropped first. A wait
+    that ran out stops the run (`stops_run`): a server that takes more than `smtp_data_timeout` to
+    answer one message would take as long for each of the others. A dropped connection does not: the
+    next recipient goes out on a new one."""
+
+    def __init__(self, description: str, recipient: str, waited: float | None, attempts: int) -> None:
+        how = f"within {waited:g} s" if waited is not None else "before the connection dropped"
+        self.detail = f"{UNKNOWN_PREFIX} {how}; the server may have accepted it"
         super().__init__(
-            f"{description}: {UNKNOWN_PREFIX} for {recipient} within {waited:g} s",
+            f"{description}: {UNKNOWN_PREFIX} for {recipient} {how}",
             hint="the server may have accepted it; it is sent again once, by the next run",
         )
         self.attempts = attempts
+        self.stops_run = waited is not None
 
     def settle(self, previous_error: str) -> tuple[Outcome, str]:
         """(what to record, why the run stops): deferred the first time, so the next run sends it once
@@ -165,7 +172,8 @@ class _Unreachable(Exception):
 
 
 class _FinalReplyMissing(Exception):
-    """The end of DATA was sent and its reply did not come: the message may have been taken."""
+    """The end of DATA was sent and its reply did not come: the message may have been taken. The
+    argument says whether it was the wait that ended (True) or the connection (False)."""
 
 
 class _WaitsForTheFinalReply(smtplib.SMTP):
@@ -195,7 +203,7 @@ class _WaitsForTheFinalReply(smtplib.SMTP):
         try:
             return super().getreply()
         except smtplib.SMTPServerDisconnected as exc:
-            raise _FinalReplyMissing(str(exc)) from None
+            raise _FinalReplyMissing(isinstance(exc.__context__, TimeoutError)) from None
         finally:
             if sock is not None and self.sock is sock:
                 sock.settimeout(timeout)
@@ -345,10 +353,14 @@ class Smtp:
                 conn.sendmail(sender, [recipient], data)
                 self._carried += 1
                 return Outcome("sent", attempts)
-            except _FinalReplyMissing:
+            except _FinalReplyMissing as exc:
                 self._drop()
+                timed_out = bool(exc.args[0])
                 raise UnknownOutcome(
-                    self.description, recipient, self.config.smtp_data_timeout, attempts
+                    self.description,
+                    recipient,
+                    self.config.smtp_data_timeout if timed_out else None,
+                    attempts,
                 ) from None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = exc.recipients.get(recipient, (0, b""))

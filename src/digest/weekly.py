@@ -184,10 +184,12 @@ class Courier:
                     self.sender, delivery.recipient, data, key=f"{record.period}--{delivery.recipient}"
                 )
             except UnknownOutcome as exc:  # maybe accepted: recorded so, never sent again in this run
-                outcome, report.stopped = exc.settle(delivery.last_error)
+                outcome, reason = exc.settle(delivery.last_error)
                 self._record(record, delivery.recipient, outcome)
-                report.left += len(todo) - index - 1
-                break
+                if exc.stops_run:
+                    report.stopped, report.left = reason, report.left + len(todo) - index - 1
+                    break
+                continue
             except DeliveryError as exc:
                 report.stopped, report.left = str(exc), report.left + len(todo) - index
                 break
