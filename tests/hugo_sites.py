@@ -62,7 +62,8 @@ PROBE_HOME = (
     '"lastmod": {{ $p.Lastmod.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
     '"expiryDate": {{ $p.ExpiryDate.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
     '"translationKey": {{ $p.TranslationKey | jsonify }}, '
-    '"section": {{ $p.Section | jsonify }}}'
+    '"section": {{ $p.Section | jsonify }}, '
+    '"summary": {{ $p.Summary | plainify | jsonify }}}'
     "{{ end }}]\n"
 )
 
@@ -81,7 +82,9 @@ def _write(root: Path, files: Mapping[str, str | bytes]) -> None:
 def _layouts() -> dict[str, str]:
     return {
         "layouts/index.html": PROBE_HOME,
-        "layouts/_default/single.html": "{{ .Title }}\n",
+        "layouts/_default/single.html": "{{ .Title }}\n{{ .Content }}\n",
+        "layouts/shortcodes/note.html": '<div class="note">{{ .Inner }}</div>',
+        "layouts/shortcodes/aside.html": "<aside>{{ .Get 0 }}</aside>",
         "layouts/_default/list.html": "{{ .Title }}\n",
     }
 
@@ -264,6 +267,33 @@ tag = "tags"
         ),
         "content/contact/index.md": yaml_page({"title": "Contact", "date": "2001-02-05"}),
         "content/mtime.md": yaml_page({"title": "Lastmod from mtime", "date": "2001-02-06"}),
+        # authored summaries and shortcodes
+        "content/posts/more.md": yaml_page(
+            {"title": "More divider", "date": "2021-05-01"},
+            'Intro with **bold**, "quotes" and a [link](/x/).\n\n<!--more-->\n\nThe rest.\n',
+        ),
+        "content/posts/more-case.md": yaml_page(
+            {"title": "Not a divider", "date": "2021-05-02", "summary": "From the *field*."},
+            "First part.\n\n<!--MORE-->\n\nSecond part.\n",
+        ),
+        "content/posts/summary-field.md": yaml_page(
+            {
+                "title": "Summary field",
+                "date": "2021-05-03",
+                "summary": "A **Markdown** summary -- with a dash.",
+            },
+            "Body that is not the summary.\n",
+        ),
+        "content/posts/shortcodes.md": yaml_page(
+            {"title": "Shortcodes", "date": "2021-05-04", "subtitle": "Sub <b>title</b>"},
+            'See [about]({{< ref "/about.md" >}}), [second]({{< relref "second.md" >}}) and '
+            '[the bundle]({{< ref "bundle" >}}).\n\n'
+            '{{< figure src="/img/a.png" title="A figure" caption="Its caption" >}}\n\n'
+            "{{< youtube w7Ft2ymGmfc >}}\n\n"
+            '{{< highlight go >}}\nfunc main() { fmt.Println("<hi>") }\n{{< /highlight >}}\n\n'
+            "{{% note %}}Inner **note** text{{% /note %}}\n\n"
+            '{{< aside "aside argument" >}} and {{< param subtitle >}}.\n',
+        ),
     }
     files |= _layouts()
     _write(root, files)
@@ -388,6 +418,13 @@ def plain_site(root: Path) -> Path:
     _write(root, files)
     return root
 
+
+# Pages whose summary the author wrote (before <!--more-->, or the `summary` field), by site.
+AUTHORED = {
+    "blog": {"posts/more.md", "posts/more-case.md", "posts/summary-field.md"},
+    "project": set(),
+    "plain": set(),
+}
 
 SITES = {"blog": blog_site, "project": project_site, "plain": plain_site}
 

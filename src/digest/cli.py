@@ -126,7 +126,10 @@ def check(ctx: click.Context, now: dt.datetime | None) -> None:
     from . import jobs
 
     config = _config(ctx)
-    problems = jobs.check(config)
+    notes: list[str] = []
+    problems = jobs.check(config, notes)
+    for note in notes:  # worth knowing, never a failure (a Hugo site's undated pages, say)
+        click.echo(f"note: {note}")
     for problem in problems:
         click.echo(str(problem))
     if problems:

@@ -15,6 +15,7 @@ import types
 import typing
 import unicodedata
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header
@@ -23,6 +24,7 @@ from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .hugo_config import HugoSite, read_hugo_config
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ContentConfig:
     image_fields: tuple[str, ...] = ("featured_image", "cover", "images")
     summary_chars: int = 160
     max_file_bytes: int = 5_000_000
+    hugo_site: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class Config:
     subscribers: SubscribersConfig = field(default_factory=SubscribersConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    hugo: HugoSite | None = None  # the Hugo site's config, read once, when [content] hugo_site is set
 
     @property
     def root(self) -> Path:
@@ -200,6 +204,8 @@ def load_config(path: str | Path) -> Config:
             raise ConfigError(f"'{name}' must be a table", path=where, key=name)
         sections[name] = _build_section(name, _SECTIONS[name], table, root, where)
     config = Config(path=config_path, **sections)
+    if config.content.hugo_site is not None:
+        config = _with_hugo_site(config, raw)
     _check(config, where)
     return config
 
@@ -405,6 +411,32 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
                     path=where,
                     key=private_key,
                 )
+
+
+def _with_hugo_site(config: Config, raw: Mapping[str, Any]) -> Config:
+    """The config with the Hugo site's values for every key digest's own file does not set."""
+    assert config.content.hugo_site is not None
+    hugo = read_hugo_config(config.content.hugo_site)
+    default = hugo.language(hugo.default_content_language)
+    given_site, given_content = raw.get("site", {}), raw.get("content", {})
+    site: dict[str, Any] = {}
+    if "title" not in given_site and (default.title or hugo.title):
+        site["title"] = default.title or hugo.title
+    if "base_url" not in given_site and hugo.base_url:
+        site["base_url"] = hugo.base_url if hugo.base_url.endswith("/") else hugo.base_url + "/"
+    if "language" not in given_site:
+        site["language"] = default.language_code or default.lang
+    if "timezone" not in given_site and (default.time_zone or hugo.time_zone):
+        site["timezone"] = default.time_zone or hugo.time_zone
+    content: dict[str, Any] = {"dir": hugo.root}
+    if "topic_field" not in given_content:
+        content["topic_field"] = next(iter(hugo.taxonomies.values()), "")
+    return dataclasses.replace(
+        config,
+        site=dataclasses.replace(config.site, **site),
+        content=dataclasses.replace(config.content, **content),
+        hugo=hugo,
+    )
 
 
 def _check_placeholders(template: str, key: str, known: set[str], where: str) -> None:

@@ -55,6 +55,7 @@ class Article:
     content_hash: str  # sha256 of the file's bytes
     body: str | None = None  # Markdown; None until loaded (see load_bodies), so caches stay small
     derived_id: bool = True  # entry_id was derived (no `id` in the front matter); see jobs.stable_ids
+    markup: str = "markdown"  # "goldmark": a Hugo page, rendered with what Hugo's Goldmark renders
 
 
 def is_published(article: Article, now: dt.datetime) -> bool:
@@ -103,6 +104,7 @@ class Collection:
     articles: list[Article] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     parsed: int = 0  # files parsed this time (not served from the cache)
+    notes: list[str] = field(default_factory=list)  # worth saying, not problems (a Hugo site's undated pages)
 
 
 class ParseCache(Protocol):
@@ -460,7 +462,7 @@ def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: boo
             hint="e.g. urn:uuid:… or tag:example.com,2025:post",
         )
     derived_id = not entry_id
-    entry_id = entry_id or _tag_uri(settings.host, url_path, publish_date)
+    entry_id = entry_id or tag_uri(settings.host, url_path, publish_date)
 
     summary = ""
     for name in settings.summary_fields:
@@ -514,6 +516,6 @@ def _permalink(settings: _ParseSettings, slug: str, date: dt.datetime) -> tuple[
     return settings.origin + path, path
 
 
-def _tag_uri(host: str, path: str, first_published: dt.datetime) -> str:
+def tag_uri(host: str, path: str, first_published: dt.datetime) -> str:
     """RFC 4151 tag URI from the permalink and the first publish date: never from build time or mtime."""
     return f"tag:{host},{first_published.date().isoformat()}:{path}"

@@ -94,6 +94,7 @@ class HugoSite:
     summary_length: int
     has_cjk_language: bool
     cascade: tuple[Mapping[str, Any], ...] = field(default=())
+    params: Mapping[str, Any] = field(default_factory=dict)  # [params], keys lower-cased
 
     @property
     def multilingual(self) -> bool:
@@ -390,6 +391,7 @@ def _site_from(root: Path, cfg: Mapping[str, Any], files: tuple[str, ...], path:
         summary_length=_int(cfg, "summarylength", 70, path),
         has_cjk_language=_bool(cfg, "hascjklanguage", False, path),
         cascade=tuple(c for c in cascade if isinstance(c, Mapping)),
+        params=dict(cfg["params"]) if isinstance(cfg.get("params"), Mapping) else {},
     )
 
 

@@ -98,6 +98,11 @@ class HugoPage:
     reason: str
     translation_key: str
     front_matter: Mapping[str, Any] = field(repr=False)
+    # What the page's ancestor sections impose, whatever `now` is (the build_* settings applied): a
+    # draft section, the latest section publish date and the earliest section expiry date.
+    section_draft: bool = False
+    not_before: datetime | None = None
+    not_after: datetime | None = None
 
     @property
     def listed(self) -> bool:
@@ -472,6 +477,7 @@ def _decide_language(
     # Sections, shallowest first: their cascade and whether Hugo builds them.
     cascades: dict[str, Cascade] = {}
     removed: dict[str, str] = {}
+    bounds: dict[str, tuple[bool, datetime | None, datetime | None]] = {}
     site_cascade = decode_cascade([lower_keys(item) for item in site.cascade])
     for key in sorted(sections, key=lambda k: (k.count("/"), k)):
         parent_cascade = site_cascade if key == "" else cascades[_parent_section(key, sections)]
@@ -487,7 +493,13 @@ def _decide_language(
         messages: list[str] = []
         dates = _resolve_dates(front, site, zone, branch, messages)
         notes.extend(Note(branch.file.path, m) for m in messages)
-        why = _why_not_built(site, _draft(front, branch.format), dates, now)
+        draft = _draft(front, branch.format)
+        bounds[key] = (
+            draft and not site.build_drafts,
+            None if site.build_future else dates.publish_date,
+            None if site.build_expired else dates.expiry_date,
+        )
+        why = _why_not_built(site, draft, dates, now)
         if why:
             removed[key] = f"its section {branch.file.path} is {'a ' if why == 'draft' else ''}{why}"
 
@@ -512,6 +524,16 @@ def _decide_language(
         gone = [removed[d] for d in reversed(folders) if d in removed]
         if page.published and gone:
             page = replace(page, published=False, reason=gone[0])
+        held = [bounds[d] for d in folders if d in bounds]
+        if held:
+            starts = [b[1] for b in held if b[1] is not None]
+            ends = [b[2] for b in held if b[2] is not None]
+            page = replace(
+                page,
+                section_draft=any(b[0] for b in held),
+                not_before=max(starts) if starts else None,
+                not_after=min(ends) if ends else None,
+            )
         notes.extend(Note(f.path, m) for m in messages)
         out.append(page)
     return out

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .cache import Cache
 from .config import Config
-from .content import Article, collect, is_published, load_bodies, scan, tree_signature
+from .content import Article, Collection, SourceFile, collect, is_published, load_bodies, scan, tree_signature
 from .errors import DigestError, OutputError, Problem
 from .jinja import feed_pages_fingerprint
 from .output import read_manifest, write_tree
@@ -64,9 +64,9 @@ def build(
 
 
 def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport:
-    files = scan(config)
+    files = _scan(config)
     signature = (
-        f"{__version__}:{RENDER_VERSION}:{tree_signature(config, files)}:{_config_fingerprint(config)}"
+        f"{__version__}:{RENDER_VERSION}:{_tree_signature(config, files)}:{_config_fingerprint(config)}"
         f":{feed_pages_fingerprint(config)}"
     )
     folder = str(config.feeds.dir)
@@ -84,9 +84,7 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
                 unchanged=sorted(read_manifest(config.feeds.dir)),
                 up_to_date=True,
             )
-        collection = collect(
-            config, cache, workers, bodies=False, files=files, known_ids=state.known_entry_ids()
-        )
+        collection = _collect(config, cache, workers, files=files, known_ids=state.known_entry_ids())
         articles = stable_ids(collection.articles, state, now)
         report = _build_feeds(
             config,
@@ -101,6 +99,39 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         return report
     finally:
         state.close()
+
+
+def _scan(config: Config) -> list[SourceFile]:
+    if config.hugo is not None:
+        from . import hugo_content
+
+        return hugo_content.scan(config)
+    return scan(config)
+
+
+def _tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
+    if config.hugo is not None:
+        from . import hugo_content
+
+        return hugo_content.tree_signature(config, files)
+    return tree_signature(config, files)
+
+
+def _collect(
+    config: Config,
+    cache: Cache | None = None,
+    workers: int | None = None,
+    *,
+    files: Sequence[SourceFile] | None = None,
+    known_ids: Set[str] = frozenset(),
+) -> Collection:
+    """The articles without their bodies: a Hugo site's pages (`hugo_content`, bodies loaded: their
+    shortcodes need the other pages' URLs), else the content folder's (`content`)."""
+    if config.hugo is not None:
+        from . import hugo_content
+
+        return hugo_content.collect(config, files=files, known_ids=known_ids)
+    return collect(config, cache, workers, bodies=False, files=files, known_ids=known_ids)
 
 
 def stable_ids(articles: Sequence[Article], state: State, now: dt.datetime) -> list[Article]:
@@ -268,15 +299,18 @@ def render_entries(
     return {entry_id: by_key[key] for entry_id, key in keys.items()}
 
 
-def check(config: Config) -> list[Problem]:
+def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
     """Every problem `build` and `run` would meet, without writing anything: unreadable articles, two
-    topics on one feed file, and unusable subscribers."""
+    topics on one feed file, and unusable subscribers. `notes` receives what is worth saying but is no
+    problem (a Hugo site's undated pages, files Hugo skips, unknown shortcodes)."""
     from .cron import feeds_trigger, run_trigger
     from .delivery import envelope_sender
     from .subscribers import load_subscribers, require_subscribers
 
-    collection = collect(config, cache=None, bodies=False)
+    collection = _collect(config)
     problems = list(collection.problems)
+    if notes is not None:
+        notes.extend(collection.notes)
     try:
         run_trigger(config)  # what `digest schedule` would refuse at start
         feeds_trigger(config)
@@ -350,7 +384,7 @@ def _run_locked(
     report = RunReport(now=now)
     # The feeds first: they must not go stale while the mail server is down or the list is empty.
     cache = Cache(state.db)
-    collection = collect(config, cache, bodies=False, known_ids=state.known_entry_ids())
+    collection = _collect(config, cache, known_ids=state.known_entry_ids())
     articles = stable_ids(collection.articles, state, now)
     report.build = _build_feeds(config, now, articles, collection.problems, cache, parsed=collection.parsed)
     report.problems.extend(report.build.problems)  # the unreadable articles, then renamed topics
@@ -421,7 +455,7 @@ def upcoming(config: Config, now: dt.datetime) -> Upcoming:
     `run` sends nothing more this period, and this is what the next period's digest holds so far."""
     now = config.site.localize(now)
     history = peek_history(config.state.path)
-    articles = peek_stable_ids(collect(config, cache=None, bodies=False).articles, config.state.path)
+    articles = peek_stable_ids(_collect(config).articles, config.state.path)
     return Upcoming(_compose(config, articles, now, history, None), history.periods)
 
 

@@ -60,6 +60,23 @@ def render_entry(article: Article, summary_chars: int) -> RenderedEntry:
 
 
 _converter: Any = None  # a markdown.Markdown, made on first use (importing it costs start-up time)
+_goldmark: Any = None  # the same with GOLDMARK_EXTENSIONS, for Hugo pages
+# Goldmark's defaults beyond ours: GFM (tables, strikethrough, task lists, autolinks), definition lists,
+# footnotes and typographer quotes, dashes and ellipses.
+GOLDMARK_EXTENSIONS = [
+    *_MARKDOWN_EXTENSIONS,
+    "def_list",
+    "smarty",
+    "pymdownx.tilde",
+    "pymdownx.tasklist",
+    "pymdownx.magiclink",
+]
+_GOLDMARK_CONFIGS: dict[str, dict[str, Any]] = {
+    "smarty": {"smart_angled_quotes": True},
+    "pymdownx.tilde": {"subscript": False},
+}
+# A task list's checkbox (an <input>, which no feed or mail keeps) becomes a ballot box character.
+_TASK_BOX = re.compile(r"<input\b[^>]*type=\"checkbox\"[^>]*/?>\s*")
 
 
 _LIST_ITEM = re.compile(r"^ {0,12}(?:[*+-]|\d{1,9}[.)])[ \t]+\S")
@@ -86,15 +103,34 @@ def separate_list_items(text: str) -> str:
     return "\n".join(out)
 
 
-def markdown_to_html(text: str) -> str:
-    """Raw (unsanitized) HTML from Markdown; one converter per process, reset between documents."""
-    global _converter
+def markdown_to_html(text: str, markup: str = "markdown") -> str:
+    """Raw (unsanitized) HTML from Markdown; one converter per process, reset between documents.
+    `markup="goldmark"` (a Hugo page) adds what Hugo's Goldmark renders by default (GOLDMARK_EXTENSIONS)."""
+    global _converter, _goldmark
+    if markup == "goldmark":
+        if _goldmark is None:
+            import markdown
+
+            _goldmark = markdown.Markdown(
+                extensions=GOLDMARK_EXTENSIONS, extension_configs=_GOLDMARK_CONFIGS, output_format="html"
+            )
+        _goldmark.reset()
+        raw = str(_goldmark.convert(separate_list_items(text)))
+        return _TASK_BOX.sub(lambda m: "\u2611 " if "checked" in m.group(0) else "\u2610 ", raw)
     if _converter is None:
         import markdown
 
         _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
     _converter.reset()
     return str(_converter.convert(separate_list_items(text)))
+
+
+def html_text(html: str) -> str:
+    """The text of an HTML fragment, whitespace folded (no space between two Chinese characters)."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    return _join_words(extractor.parts)
 
 
 def sanitize(html: str, base_url: str, id_prefix: str = "") -> str:
@@ -153,7 +189,7 @@ def article_html(article: Article, with_image: bool = True) -> str:
     """The article's full, safe HTML, with its featured image on top."""
     if article.body is None:
         raise ValueError(f"{article.source}: body not loaded (see content.load_bodies)")
-    body = sanitize(markdown_to_html(article.body), article.url, article_id_prefix(article))
+    body = sanitize(markdown_to_html(article.body, article.markup), article.url, article_id_prefix(article))
     image = image_url(article) if with_image else ""
     if image:
         alt = _escape_attribute(clean_xml_text(article.title))

@@ -1,0 +1,419 @@
+"""The articles of a Hugo site (`[content] hugo_site`): Hugo's pages, at Hugo's URLs, as `Article`s.
+
+`scan` lists the files below the site's content dirs; `collect` reads them all (front matter through
+python-frontmatter's handlers, YAML with `HugoYAMLLoader`), lets `hugo_pages.decide_pages` make
+Hugo's decisions, and turns every dated page that Hugo lists site-wide into the same `Article` the
+plain mode makes. A page without a date, a file Hugo skips, an unknown shortcode are notes, not
+problems; only front matter that Hugo itself rejects is a problem (that file is skipped).
+
+Every file is read on every build that has work to do: a page's URL and publishing depend on other
+files (the `cascade` of an `_index.md`, the section tree), so per-file parses are not cached; the
+no-change build (`tree_signature`) and the render cache (keyed by the expanded body) still apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import pickle
+import posixpath
+import re
+import tomllib
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
+
+from . import shortcodes
+from .config import Config
+from .content import Article, Collection, SourceFile, clean_xml_text, tag_uri, topic_key
+from .errors import ArticleError, Problem
+from .hugo_config import HugoSite
+from .hugo_dates import HugoYAMLLoader
+from .hugo_pages import ContentFile, HugoPage, classify, content_dirs, decide_pages
+from .hugo_pages import SourceFile as HugoSource
+
+PARSER_VERSION = 1
+MARKUP = "goldmark"
+MORE = "<!--more-->"  # Hugo's summary divider: exact and case-sensitive
+# `decide_pages` is asked at a fixed moment: digest decides future and expired itself, at `now`, from
+# the dates (and the section bounds) each page carries, so the same collection serves every `now`.
+_DECIDED_AT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class TOMLHandler(BaseHandler):
+    """python-frontmatter's TOML handler needs the `toml` package; this one reads with `tomllib`."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+    START_DELIMITER = END_DELIMITER = "+++"
+
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return tomllib.loads(fm)
+
+
+_YAML = YAMLHandler()
+_HANDLERS: dict[str, BaseHandler] = {"yaml": _YAML, "toml": TOMLHandler(), "json": JSONHandler()}
+_YAML_CLOSE = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
+_TOML_CLOSE = re.compile(r"^[ \t]*\+\+\+[ \t]*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Split:
+    format: str  # "yaml", "toml" or "json"
+    front_matter: str
+    body: str
+    first_line: int  # the line of the front matter's first line (for error lines)
+
+
+def split_front_matter(text: str) -> Split:
+    """Front matter as Hugo finds it: after blank lines or whitespace, `---` YAML, `+++` TOML or a JSON
+    object, possibly inside `<!-- -->`. No front matter is a page with none (Hugo accepts it)."""
+    stripped = text.lstrip()
+    line = text[: len(text) - len(stripped)].count("\n") + 1
+    wrapped = stripped.startswith("<!--")
+    if wrapped:
+        inner = stripped[4:].lstrip()
+        line += stripped[: len(stripped) - len(inner)].count("\n")
+        stripped = inner
+    found: Split | None = None
+    if stripped.startswith("{"):
+        try:
+            _, end = json.JSONDecoder().raw_decode(stripped)
+        except json.JSONDecodeError as exc:
+            raise ArticleError(f"front matter: JSON: {exc.msg}", line=line + exc.lineno - 1) from None
+        found = Split("json", stripped[:end], stripped[end:], line)
+    for fence, fmt, close in (("---", "yaml", _YAML_CLOSE), ("+++", "toml", _TOML_CLOSE)):
+        first_nl = stripped.find("\n")
+        if stripped.startswith(fence) and stripped[: max(first_nl, 0)].strip() == fence:
+            closing = close.search(stripped, first_nl + 1)
+            if closing is None:
+                raise ArticleError(f"front matter: no closing '{fence}'", line=line)
+            found = Split(fmt, stripped[first_nl + 1 : closing.start()], stripped[closing.end() :], line + 1)
+    if found is None:
+        return Split("yaml", "", text, 1)
+    body = found.body
+    if wrapped:
+        body = body.lstrip()
+        body = body[3:] if body.startswith("-->") else body
+    return Split(found.format, found.front_matter, body.lstrip("\n"), found.first_line)
+
+
+def load_front_matter(split: Split) -> dict[str, Any]:
+    """The front matter as a map, through python-frontmatter's handler for its format."""
+    try:
+        if split.format == "yaml":
+            value = _YAML.load(split.front_matter, Loader=HugoYAMLLoader) if split.front_matter else {}
+        else:
+            value = _HANDLERS[split.format].load(split.front_matter)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = split.first_line + mark.line if mark is not None else None
+        raise ArticleError(f"front matter: YAML: {exc.problem or exc.context}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise ArticleError(f"front matter: YAML: {exc}", line=split.first_line) from None
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = split.first_line + int(match.group(1)) - 1 if match else split.first_line
+        raise ArticleError(f"front matter: TOML: {exc}", line=line) from None
+    except json.JSONDecodeError as exc:
+        raise ArticleError(f"front matter: JSON: {exc.msg}", line=split.first_line) from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ArticleError("front matter must be a mapping of keys to values", line=split.first_line)
+    return value
+
+
+# ---------------------------------------------------------------- the site's files
+
+
+def scan(config: Config) -> list[SourceFile]:
+    """Every file below the site's content dirs (paths relative to the site root), with its stamp."""
+    site = _site(config)
+    root = os.path.realpath(site.root)
+    found: dict[str, SourceFile] = {}
+    for folder, _ in content_dirs(site):
+        base = os.path.join(root, folder)
+        for directory, subdirs, names in os.walk(base):  # symlinks are not followed
+            subdirs.sort()
+            for name in names:
+                path = os.path.join(directory, name)
+                if os.path.islink(path):
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                rel = os.path.relpath(path, root).replace(os.sep, "/")
+                found[rel] = SourceFile(rel, path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return [found[rel] for rel in sorted(found)]
+
+
+def tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
+    """Changes when any file of the site's content changes, or the Hugo config or digest's does."""
+    listing = pickle.dumps([(source.rel, source.stamp) for source in files], protocol=5)
+    settings = repr((PARSER_VERSION, config.hugo, config.site, config.content)).encode()
+    return hashlib.sha256(settings + listing).hexdigest()
+
+
+def _site(config: Config) -> HugoSite:
+    if config.hugo is None:
+        raise ValueError("not a Hugo site: [content] hugo_site is not set")
+    return config.hugo
+
+
+@dataclass(frozen=True)
+class _Read:
+    source: HugoSource
+    body: str
+    raw_hash: str
+
+
+def collect(
+    config: Config,
+    *,
+    files: Sequence[SourceFile] | None = None,
+    known_ids: Set[str] = frozenset(),
+) -> Collection:
+    """The Hugo site's articles (bodies loaded, shortcodes expanded), its problems and its notes."""
+    site = _site(config)
+    collection = Collection()
+    notes: list[tuple[str, str]] = []
+    reads: dict[str, _Read] = {}
+    for source in files if files is not None else scan(config):
+        result = _read(source, site, config.content.max_file_bytes, notes)
+        if isinstance(result, Problem):
+            collection.problems.append(result)
+        elif result is not None:
+            reads[source.rel] = result
+    collection.parsed = len(reads)
+    decided = decide_pages([r.source for r in reads.values()], site, _DECIDED_AT)
+    notes.extend((note.path, note.message) for note in decided.notes)
+    resolver = _Resolver(decided.pages, {rel: r.source.file for rel, r in reads.items()})
+    unknown: dict[str, str] = {}
+    articles = []
+    for page in decided.pages:
+        article = _article(page, reads[page.path], site, config, resolver, unknown, notes)
+        if article is not None:
+            articles.append(article)
+    # Two pages at one URL: Hugo writes one file over the other; a feed keeps one entry per URL (the
+    # one already published, else the first published, drafts last).
+    owners: dict[str, Article] = {}
+    for article in sorted(
+        articles,
+        key=lambda a: (a.draft, a.entry_id not in known_ids, a.publish_date.timestamp(), a.source),
+    ):
+        owner = owners.setdefault(article.url, article)
+        if owner is not article and not article.draft:
+            notes.append((article.source, f"its URL {article.url} is {owner.source}'s too: left out"))
+        elif owner is not article:
+            continue
+        else:
+            collection.articles.append(article)
+    for name, path in sorted(unknown.items(), key=lambda item: (item[1], item[0])):
+        notes.append(
+            (path, f"shortcode '{name}' is not one of Hugo's built-ins: removed, its inner text kept")
+        )
+    collection.articles.sort(key=lambda a: a.source)
+    collection.problems.sort(key=lambda p: p.path)
+    collection.notes = [f"{path}: {message}" for path, message in sorted(set(notes))]
+    return collection
+
+
+def _read(
+    source: SourceFile, site: HugoSite, limit: int, notes: list[tuple[str, str]]
+) -> _Read | Problem | None:
+    try:
+        with open(source.path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        return Problem(source.rel, f"cannot read: {exc.strerror}")
+    head = raw[:512].decode("utf-8", "replace")
+    found = classify(source.rel, site, head)
+    if not isinstance(found, ContentFile):
+        if found.note:
+            notes.append((source.rel, found.note))
+        return None
+    if len(raw) > limit:
+        return Problem(
+            source.rel, f"file is over the limit of {limit} bytes", hint="raise [content] max_file_bytes"
+        )
+    try:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ArticleError("not UTF-8 text", line=line, hint="save the file as UTF-8") from None
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        split = split_front_matter(text)
+        front = load_front_matter(split)
+    except ArticleError as exc:
+        return Problem(source.rel, exc.message, exc.line, exc.hint)
+    mtime = dt.datetime.fromtimestamp(source.stamp[1] / 1e9, dt.UTC).replace(microsecond=0)
+    hugo_source = HugoSource(found, front, mtime, split.format)
+    return _Read(hugo_source, split.body, hashlib.sha256(raw).hexdigest())
+
+
+# ---------------------------------------------------------------- ref and relref
+
+
+class _Resolver:
+    """Hugo's ref lookup: a path from the content root (`/posts/a.md`), relative to the page's folder,
+    or a file name alone when it names one page; with or without the extension."""
+
+    def __init__(self, pages: Sequence[HugoPage], files: Mapping[str, ContentFile]) -> None:
+        self.by_path: dict[tuple[str, str], str] = {}
+        by_name: dict[tuple[str, str], set[str]] = {}
+        for page in pages:
+            if not page.permalink:
+                continue
+            file = files[page.path]
+            rel = file.rel
+            keys = {rel, rel.rsplit(".", 1)[0]}
+            if file.kind == "leaf":
+                keys.add(file.dir.rstrip("/"))
+            for key in keys:
+                self.by_path.setdefault((page.lang, key.lower()), page.permalink)
+            for name in {posixpath.basename(rel), posixpath.basename(rel).rsplit(".", 1)[0]}:
+                by_name.setdefault((page.lang, name.lower()), set()).add(page.permalink)
+        self.by_name = {key: next(iter(v)) for key, v in by_name.items() if len(v) == 1}
+
+    def resolve(self, target: str, lang: str, folder: str) -> str | None:
+        target = target.strip()
+        if target.startswith("/"):
+            return self.by_path.get((lang, target.strip("/").lower()))
+        joined = posixpath.normpath(posixpath.join(folder, target)).lower()
+        return (
+            self.by_path.get((lang, joined))
+            or self.by_path.get((lang, target.strip("/").lower()))
+            or self.by_name.get((lang, target.lower()))
+        )
+
+
+# ---------------------------------------------------------------- one page → one article
+
+
+def _article(
+    page: HugoPage,
+    read: _Read,
+    site: HugoSite,
+    config: Config,
+    resolver: _Resolver,
+    unknown: dict[str, str],
+    notes: list[tuple[str, str]],
+) -> Article | None:
+    """The page as an article, or None when it is in no feed: not rendered, not listed site-wide
+    (`_build.list` never or local), a url Hugo rejects, or no date (a page, not an article)."""
+    if not page.permalink or page.list != "always" or page.reason == "url with a protocol":
+        return None
+    if page.date is None:
+        if not page.draft and not page.section_draft:
+            notes.append((page.path, "no date: a page, not an article (in no feed or digest)"))
+        return None
+    front = page.front_matter
+    file = read.source.file
+    expanded = shortcodes.expand(
+        read.body,
+        lambda target, lang: resolver.resolve(target, lang or page.lang, file.dir.rstrip("/")),
+        front,
+        site.params,
+        page.lang,
+    )
+    for name in expanded.unknown:
+        unknown.setdefault(name, page.path)
+    for target in expanded.unresolved:
+        notes.append((page.path, f"ref {target!r} names no page: its link is left empty"))
+    body = expanded.text
+    title = clean_xml_text(page.title)  # as Hugo has it, spaces and all
+    if not title.strip():
+        title = file.content_base_name
+        notes.append((page.path, f"no title: the feeds show its file name ({title!r})"))
+    publish = page.publish_date or page.date
+    if page.not_before is not None and page.not_before > publish:
+        publish = page.not_before
+    expiry = page.expiry_date
+    if page.not_after is not None and (expiry is None or page.not_after < expiry):
+        expiry = page.not_after
+    draft = (page.draft and not site.build_drafts) or page.section_draft
+    own_id = _text(front.get("id"))
+    url_path = urlsplit(page.permalink).path
+    host = urlsplit(config.site.base_url).hostname or "localhost"
+    return Article(
+        source=page.path,
+        slug=page.slug or file.content_base_name,
+        title=title,
+        date=page.date,
+        publish_date=publish,
+        lastmod=page.lastmod or page.date,
+        expiry=expiry,
+        draft=draft,
+        entry_id=own_id
+        if own_id and not any(c.isspace() for c in own_id)
+        else tag_uri(host, url_path, publish),
+        url=page.permalink,
+        author=_author(front.get("author")) or config.site.author,
+        summary=authored_summary(body, front),
+        tags=_strings(front.get("tags")),
+        topics=_topics(_strings(front.get(config.content.topic_field.lower()))),
+        image=_image(front, config.content.image_fields),
+        content_hash=hashlib.sha256(f"{MARKUP}\0{body}".encode()).hexdigest(),
+        body=body,
+        derived_id=not own_id,
+        markup=MARKUP,
+    )
+
+
+def authored_summary(body: str, front: Mapping[str, Any]) -> str:
+    """Hugo's authored summary as plain text: the Markdown before `<!--more-->`, else the `summary`
+    field (Markdown); "" when the author wrote none (digest then derives one from the content)."""
+    from .render import html_text, markdown_to_html  # Markdown loads only when a build reads pages
+
+    if MORE in body:
+        text = html_text(markdown_to_html(body.split(MORE, 1)[0], MARKUP))
+        if text:
+            return text
+    written = _text(front.get("summary"))
+    return html_text(markdown_to_html(written, MARKUP)) if written else ""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return str(value).strip()
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    return tuple(dict.fromkeys(t for t in (_text(item) for item in items) if t))
+
+
+def _topics(names: Sequence[str]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(topic_key(name), name)
+    return tuple(seen.values())
+
+
+def _author(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_strings(value))
+    if isinstance(value, Mapping):
+        return _text(value.get("name"))
+    return _text(value)
+
+
+def _image(front: Mapping[str, Any], fields: Sequence[str]) -> str:
+    for name in fields:
+        value = front.get(name.lower())
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if isinstance(value, Mapping):
+            value = value.get("image") or value.get("src")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
