@@ -18,9 +18,8 @@ import feedparser
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import main
-
 import hugo_sites
+from digest.cli import main
 from hugo_sites import AUTHORED, NOW, SITES, hugo_view
 
 NOW_ISO = NOW.isoformat()
@@ -111,9 +110,7 @@ def test_titles_dates_and_authored_summaries_are_hugos(built: Built) -> None:
 
 def test_check_lists_the_undated_pages_as_notes_and_passes(built: Built) -> None:
     assert built.check.exit_code == 0, built.check.output
-    undated = {
-        entry["path"] for entry in built.hugo.listed.values() if _instant(entry["date"]) is None
-    }
+    undated = {entry["path"] for entry in built.hugo.listed.values() if _instant(entry["date"]) is None}
     noted = {
         line.split(": ")[1]
         for line in built.check.output.splitlines()

@@ -191,6 +191,25 @@ def preview(ctx: click.Context, now: dt.datetime | None, out: Path | None, serve
     click.echo(f"wrote {out}")
 
 
+@main.command(short_help="Write a starting config for a Hugo site.")
+@click.option(
+    "--hugo",
+    "hugo_site",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The Hugo site's root folder (where its hugo.toml or config.toml is).",
+)
+@click.pass_context
+def init(ctx: click.Context, hugo_site: Path) -> None:
+    """Write --config (default config.toml) for the Hugo site HUGO: its pages and URLs, topics from its
+    first taxonomy, a subscribers file, delivery to the outbox. Never overwrites a config."""
+    from . import jobs
+
+    for path in jobs.init_hugo(ctx.obj["config_path"], hugo_site):
+        click.echo(f"wrote {path}")
+    click.echo("next: digest build (the feeds), then add subscribers and digest run")
+
+
 @main.command(short_help="Run the job on [schedule] cron until stopped.")
 @click.pass_context
 def schedule(ctx: click.Context) -> None:

@@ -112,6 +112,12 @@ def load_front_matter(split: Split) -> dict[str, Any]:
             value = _HANDLERS[split.format].load(split.front_matter)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if (
+            exc.context_mark is not None
+            and mark is not None
+            and mark.index >= len(split.front_matter.rstrip())
+        ):
+            mark = exc.context_mark  # "found end of stream": where the unclosed thing began helps more
         line = split.first_line + mark.line if mark is not None else None
         raise ArticleError(f"front matter: YAML: {exc.problem or exc.context}", line=line) from None
     except yaml.YAMLError as exc:
@@ -417,3 +423,36 @@ def _image(front: Mapping[str, Any], fields: Sequence[str]) -> str:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return ""
+
+
+# ---------------------------------------------------------------- `digest init --hugo`
+
+
+def starter_config(site: HugoSite, site_path: str, subscribers: str = "subscribers.csv") -> str:
+    """A first config.toml for a Hugo site: everything Hugo's config says is read from there."""
+    taxonomy = next(iter(site.taxonomies.values()), "")
+    lines = [
+        "# digest for the Hugo site below (written by `digest init --hugo`). The site's title, base URL,",
+        "# language and time zone come from its Hugo config; a key set in this file wins over it.",
+        "",
+        "[content]",
+        f"hugo_site = {json.dumps(site_path, ensure_ascii=False)}",
+    ]
+    if taxonomy:
+        lines.append(f"topic_field = {json.dumps(taxonomy, ensure_ascii=False)}  # one feed per term")
+    else:
+        lines.append('topic_field = ""  # the site has no taxonomy: one site-wide feed')
+    lines += [
+        "",
+        "[feeds]",
+        'dir = "feeds"',
+        "",
+        "[subscribers]",
+        f"file = {json.dumps(subscribers)}  # email,name,topics",
+        "",
+        "[delivery]",
+        'method = "outbox"  # one .eml file per recipient; "smtp" to send',
+        'outbox = "outbox"',
+        "",
+    ]
+    return "\n".join(lines)

@@ -459,6 +459,36 @@ def upcoming(config: Config, now: dt.datetime) -> Upcoming:
     return Upcoming(_compose(config, articles, now, history, None), history.periods)
 
 
+# ---------------------------------------------------------------- a first config
+
+
+def init_hugo(config_path: Path, site_root: Path) -> list[Path]:
+    """Write a starting config for the Hugo site at `site_root` (its Hugo config read and checked
+    first), and an empty subscribers file beside it when there is none; never overwrites a config."""
+    from .hugo_config import read_hugo_config
+    from .hugo_content import starter_config
+    from .output import write_atomic
+
+    if config_path.exists():
+        raise DigestError(
+            "the config file already exists", path=str(config_path), hint="pass another --config"
+        )
+    root = site_root.resolve()
+    site = read_hugo_config(root)
+    folder = config_path.resolve().parent
+    try:
+        shown = root.relative_to(folder).as_posix() or "."
+    except ValueError:
+        shown = str(root)
+    written = []
+    subscribers = folder / "subscribers.csv"
+    if not subscribers.exists():
+        write_atomic(subscribers, b"email,name,topics\n")
+        written.append(subscribers)
+    write_atomic(config_path, starter_config(site, shown).encode("utf-8"))
+    return [config_path, *written]
+
+
 # ---------------------------------------------------------------- the scheduler's record
 
 

@@ -1,0 +1,286 @@
+"""Hugo mode (`[content] hugo_site`) through digest's own entry points: config precedence, front matter
+as Hugo finds it, summaries, what is in no feed, notes, incremental builds, and `digest init --hugo`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+
+from digest import jobs
+from digest.cli import main
+from digest.config import load_config
+from digest.errors import ArticleError, ConfigError
+from digest.hugo_content import split_front_matter
+from hugo_sites import NOW, toml_page, yaml_page
+
+NOW_ISO = NOW.isoformat()
+HUGO_TOML = """\
+baseURL = "https://example.org/site"
+title = "Hugo Title"
+languageCode = "fr-fr"
+timeZone = "Asia/Tokyo"
+[permalinks]
+posts = "/:year/:slug/"
+[taxonomies]
+category = "categories"
+tag = "tags"
+"""
+
+
+def make_site(root: Path, files: dict[str, str], config: str = HUGO_TOML) -> Path:
+    (root / "hugo.toml").parent.mkdir(parents=True, exist_ok=True)
+    (root / "hugo.toml").write_text(config, encoding="utf-8")
+    for rel, text in files.items():
+        path = root / "content" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def digest_config(folder: Path, site: Path, extra: str = "", content: str = "") -> Path:
+    path = folder / "config.toml"
+    path.write_text(
+        f'{extra}\n[content]\nhugo_site = "{site}"\n{content}\n[feeds]\ndir = "feeds"\n'
+        '[state]\npath = "state.sqlite3"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def entries(folder: Path, feed: str = "index.xml") -> dict[str, feedparser.FeedParserDict]:
+    parsed = feedparser.parse((folder / "feeds" / feed).read_bytes())
+    return {urlsplit(e.link).path: e for e in parsed.entries}
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_the_hugo_config_fills_the_site_keys_digest_does_not_set(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {})
+    config = load_config(digest_config(tmp_path, site))
+    assert config.hugo is not None and config.hugo.root == site
+    assert (config.site.title, config.site.base_url) == ("Hugo Title", "https://example.org/site/")
+    assert (config.site.language, config.site.timezone) == ("fr-fr", "Asia/Tokyo")
+    assert config.content.topic_field == "categories"  # the site's first taxonomy
+    assert config.content.dir == site
+
+
+def test_a_key_digests_config_sets_wins_over_the_hugo_config(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {})
+    extra = '[site]\ntitle = "Mine"\nbase_url = "https://mine.example/"\nlanguage = "de"\ntimezone = "UTC"'
+    config = load_config(digest_config(tmp_path, site, extra, 'topic_field = "tags"'))
+    assert (config.site.title, config.site.base_url, config.site.language) == (
+        "Mine",
+        "https://mine.example/",
+        "de",
+    )
+    assert (config.site.timezone, config.content.topic_field) == ("UTC", "tags")
+
+
+def test_an_invalid_hugo_config_is_an_error_naming_its_file_and_line(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", {}, config='title = "x"\nbaseURL = \n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(digest_config(tmp_path, site))
+    assert str(caught.value).startswith(f"{site / 'hugo.toml'}:2: invalid TOML")
+
+
+def test_a_missing_hugo_site_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--config", str(digest_config(tmp_path, tmp_path / "nope")), "build"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'nope'}: the Hugo site folder does not exist\n"
+
+
+# ---------------------------------------------------------------- front matter as Hugo finds it
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "body"),
+    [
+        ("\n\n---\ntitle: a\n---\nBody\n", "yaml", "Body\n"),
+        ("  ---\ntitle: a\n  ---\nBody\n", "yaml", "Body\n"),
+        ("+++\ntitle = 'a'\n+++\nBody\n", "toml", "Body\n"),
+        ('{"title": "a"}\nBody\n', "json", "Body\n"),
+        ("<!--\n---\ntitle: a\n---\n-->\nBody\n", "yaml", "Body\n"),
+        ("Just a body\n", "yaml", "Just a body\n"),
+    ],
+)
+def test_front_matter_is_found_where_hugo_finds_it(text: str, fmt: str, body: str) -> None:
+    split = split_front_matter(text)
+    assert (split.format, split.body) == (fmt, body)
+
+
+def test_front_matter_hugo_rejects_is_a_problem_with_its_line_and_the_rest_publish(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path / "site",
+        {
+            "posts/bad.md": "\n---\ntitle: a\ndate: [2020\n---\n",
+            "posts/good.md": yaml_page({"title": "Good", "date": "2020-01-01"}),
+        },
+    )
+    config = load_config(digest_config(tmp_path, site))
+    report = jobs.build(config, NOW)
+    assert [str(p) for p in report.problems] == [
+        "content/posts/bad.md:4: front matter: YAML: expected ',' or ']', but got '<stream end>'"
+    ]
+    assert list(entries(tmp_path)) == ["/site/2020/good/"]
+    with pytest.raises(ArticleError):
+        split_front_matter("---\ntitle: a\n")
+
+
+# ---------------------------------------------------------------- what is in a feed
+
+
+def _blog(tmp_path: Path) -> Path:
+    return make_site(
+        tmp_path / "site",
+        {
+            "posts/_index.md": yaml_page({"title": "Posts"}),
+            "posts/a.md": yaml_page(
+                {"title": "A", "date": "2020-01-01", "categories": ["News"]},
+                "Lead **text**.\n\n<!--more-->\n\nRest of it.\n",
+            ),
+            "posts/b.md": yaml_page(
+                {"title": "B", "date": "2020-01-02", "summary": "The *field*", "categories": "News"},
+                "Body of B.\n",
+            ),
+            "posts/c.md": yaml_page({"title": "C", "date": "2020-01-03"}, "Derived from the body.\n"),
+            "posts/never.md": yaml_page({"title": "N", "date": "2020-01-04", "_build": {"list": "never"}}),
+            "posts/local.md": yaml_page({"title": "L", "date": "2020-01-05", "_build": {"list": "local"}}),
+            "posts/headless/index.md": yaml_page({"title": "H", "date": "2020-01-06", "headless": True}),
+            "docs/manual.md": yaml_page({"title": "Manual, no date"}),
+            "docs/notes.adoc": "= AsciiDoc\n",
+        },
+    )
+
+
+def test_only_dated_listed_pages_are_entries_with_hugos_summaries(tmp_path: Path) -> None:
+    config = load_config(digest_config(tmp_path, _blog(tmp_path)))
+    report = jobs.build(config, NOW)
+    assert report.problems == []
+    found = entries(tmp_path)
+    assert sorted(found) == ["/site/2020/a/", "/site/2020/b/", "/site/2020/c/"]
+    assert found["/site/2020/a/"].summary == "Lead text."  # before <!--more-->
+    assert found["/site/2020/b/"].summary == "The field"  # the summary field, as Markdown
+    assert found["/site/2020/c/"].summary == "Derived from the body."  # digest's derived rule
+    assert sorted(entries(tmp_path, "news.xml")) == ["/site/2020/a/", "/site/2020/b/"]
+
+
+def test_check_shows_undated_pages_and_skipped_formats_as_notes_and_passes(tmp_path: Path) -> None:
+    config = digest_config(tmp_path, _blog(tmp_path))
+    result = CliRunner().invoke(main, ["--config", str(config), "check", "--now", NOW_ISO])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "note: content/docs/manual.md: no date: a page, not an article (in no feed or digest)",
+        "note: content/docs/notes.adoc: skipped: .adoc content needs an external converter, "
+        "which digest does not run",
+    ]
+    build = CliRunner().invoke(main, ["--config", str(config), "build", "--now", NOW_ISO])
+    assert build.exit_code == 0 and "skipped" not in build.output
+
+
+# ---------------------------------------------------------------- incremental builds are never stale
+
+
+def _touch(path: Path, text: str) -> None:
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+def test_a_cascade_in_an_index_file_changes_the_next_build(tmp_path: Path) -> None:
+    site = _blog(tmp_path)
+    config = load_config(digest_config(tmp_path, site))
+    jobs.build(config, NOW)
+    assert "/site/2020/a/" in entries(tmp_path)
+    _touch(site / "content/posts/_index.md", yaml_page({"title": "Posts", "cascade": {"slug": "same"}}))
+    jobs.build(config, NOW)
+    assert sorted(entries(tmp_path)) == ["/site/2020/same/"]  # one URL now (the others are noted)
+    _touch(site / "content/posts/_index.md", yaml_page({"title": "Posts", "draft": True}))
+    jobs.build(config, NOW)
+    assert entries(tmp_path) == {}  # a draft section removes its pages
+
+
+def test_a_changed_hugo_config_changes_the_next_build(tmp_path: Path) -> None:
+    site = _blog(tmp_path)
+    jobs.build(load_config(digest_config(tmp_path, site)), NOW)
+    (site / "hugo.toml").write_text(HUGO_TOML.replace("/:year/:slug/", "/p/:slug/"), encoding="utf-8")
+    report = jobs.build(load_config(digest_config(tmp_path, site)), NOW)
+    assert not report.up_to_date
+    assert sorted(entries(tmp_path)) == ["/site/p/a/", "/site/p/b/", "/site/p/c/"]
+
+
+def test_a_ref_target_moving_re_renders_the_page_that_links_to_it(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path / "site",
+        {
+            "posts/from.md": yaml_page(
+                {"title": "From", "date": "2020-01-01"}, '[to]({{< ref "to.md" >}})\n'
+            ),
+            "posts/to.md": yaml_page({"title": "To", "date": "2020-01-02"}),
+        },
+    )
+    config = load_config(digest_config(tmp_path, site))
+    jobs.build(config, NOW)
+    assert (
+        'href="https://example.org/site/2020/to/"' in entries(tmp_path)["/site/2020/from/"].content[0].value
+    )
+    _touch(site / "content/posts/to.md", yaml_page({"title": "To", "date": "2020-01-02", "slug": "moved"}))
+    jobs.build(config, NOW)
+    content = entries(tmp_path)["/site/2020/from/"].content[0].value
+    assert 'href="https://example.org/site/2020/moved/"' in content
+
+
+def test_a_future_section_holds_back_its_pages_until_its_date(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path / "site",
+        {
+            "later/_index.md": yaml_page({"title": "Later", "publishDate": "2027-01-01T00:00:00Z"}),
+            "later/p.md": yaml_page({"title": "P", "date": "2020-01-01"}),
+        },
+    )
+    config = load_config(digest_config(tmp_path, site))
+    assert jobs.build(config, NOW).published == 0
+    assert jobs.build(config, NOW.replace(year=2027)).published == 1
+
+
+def test_toml_pages_and_goldmark_rendering(tmp_path: Path) -> None:
+    site = make_site(
+        tmp_path / "site",
+        {
+            "posts/t.md": toml_page(
+                'title = "T"\ndate = 2020-01-01',
+                'A "quote" -- ~~struck~~ https://example.net/x\n\n- [x] done\n\nTerm\n:   Meaning\n',
+            )
+        },
+    )
+    jobs.build(load_config(digest_config(tmp_path, site)), NOW)
+    html = entries(tmp_path)["/site/2020/t/"].content[0].value
+    assert "“quote” – <del>struck</del>" in html
+    assert '<a href="https://example.net/x">https://example.net/x</a>' in html
+    assert "☑ done" in html and "<dt>Term</dt>" in html
+
+
+# ---------------------------------------------------------------- digest init --hugo
+
+
+def test_init_writes_a_config_that_builds_the_sites_feeds(tmp_path: Path) -> None:
+    site = _blog(tmp_path)
+    config = tmp_path / "config.toml"
+    runner = CliRunner()
+    result = runner.invoke(main, ["--config", str(config), "init", "--hugo", str(site)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [f"wrote {config}", f"wrote {tmp_path / 'subscribers.csv'}"]
+    text = config.read_text(encoding="utf-8")
+    assert 'hugo_site = "site"' in text and 'topic_field = "categories"' in text
+    assert 'method = "outbox"' in text and 'file = "subscribers.csv"' in text
+    assert (tmp_path / "subscribers.csv").read_text() == "email,name,topics\n"
+    build = runner.invoke(main, ["--config", str(config), "build", "--now", NOW_ISO])
+    assert build.exit_code == 0, build.output
+    assert sorted(entries(tmp_path)) == ["/site/2020/a/", "/site/2020/b/", "/site/2020/c/"]
+    again = runner.invoke(main, ["--config", str(config), "init", "--hugo", str(site)])
+    assert again.exit_code == 1 and "already exists" in again.output
