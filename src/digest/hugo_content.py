@@ -342,7 +342,7 @@ def _article(
     publish = page.publish_date or page.date
     if page.not_before is not None and page.not_before > publish:
         publish = page.not_before
-    expiry = page.expiry_date
+    expiry = None if site.build_expired else page.expiry_date
     if page.not_after is not None and (expiry is None or page.not_after < expiry):
         expiry = page.not_after
     draft = (page.draft and not site.build_drafts) or page.section_draft
