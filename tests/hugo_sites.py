@@ -63,7 +63,9 @@ PROBE_HOME = (
     '"expiryDate": {{ $p.ExpiryDate.Format "2006-01-02T15:04:05Z07:00" | jsonify }}, '
     '"translationKey": {{ $p.TranslationKey | jsonify }}, '
     '"section": {{ $p.Section | jsonify }}, '
-    '"summary": {{ $p.Summary | plainify | jsonify }}}'
+    '"summary": {{ $p.Summary | plainify | jsonify }}, '
+    '"translations": [{{ range $j, $t := $p.Translations }}{{ if $j }},{{ end }}'
+    '{"lang": {{ $t.Lang | jsonify }}, "permalink": {{ $t.Permalink | jsonify }}}{{ end }}]}'
     "{{ end }}]\n"
 )
 

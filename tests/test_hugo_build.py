@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 import hugo_sites
 from digest.cli import main
+from digest.hugo_config import read_hugo_config
 from hugo_sites import AUTHORED, NOW, SITES, hugo_view
 
 NOW_ISO = NOW.isoformat()
@@ -58,14 +59,28 @@ class Built:
         runner = CliRunner()
         self.build = runner.invoke(main, ["--config", str(self.config), "build", "--now", NOW_ISO])
         self.check = runner.invoke(main, ["--config", str(self.config), "check", "--now", NOW_ISO])
-        self.feed_bytes = (self.folder / "feeds" / "index.xml").read_bytes()
-        self.feed = feedparser.parse(self.feed_bytes)
-        # Titles as written (feedparser strips their spaces; Hugo keeps them), by entry link.
-        tree = ElementTree.fromstring(self.feed_bytes)
-        self.titles = {
-            entry.find(f"{ATOM}link[@rel='alternate']").get("href"): entry.findtext(f"{ATOM}title")
-            for entry in tree.iter(f"{ATOM}entry")
-        }
+        self.site = read_hugo_config(self.root)
+        # Each language's site feed: the default language's at the root, the others' under <lang>/.
+        self.feeds: dict[str, bytes] = {}
+        for language in self.site.languages:
+            lang = language.lang
+            name = "index.xml" if lang == self.site.default_content_language else f"{lang}/index.xml"
+            self.feeds[lang] = (self.folder / "feeds" / name).read_bytes()
+        self.entries = [e for data in self.feeds.values() for e in feedparser.parse(data).entries]
+        # Titles as written (feedparser strips their spaces; Hugo keeps them), and the translations'
+        # links, by entry link.
+        self.titles: dict[str, str] = {}
+        self.links: dict[str, str] = {}  # entry id -> its own link (feedparser's `link` may be another)
+        self.translations: dict[str, set[tuple[str, str]]] = {}
+        for data in self.feeds.values():
+            for entry in ElementTree.fromstring(data).iter(f"{ATOM}entry"):
+                link = entry.find(f"{ATOM}link[@rel='alternate']").get("href")
+                self.titles[link] = entry.findtext(f"{ATOM}title")
+                self.links[entry.findtext(f"{ATOM}id")] = link
+                self.translations[link] = {
+                    (other.get("hreflang"), other.get("href"))
+                    for other in entry.findall(f"{ATOM}link[@hreflang]")
+                }
 
     def dated(self) -> dict[str, dict[str, str]]:
         """Hugo's listed pages that have a date, by permalink (what digest's site feed must hold).
@@ -88,19 +103,38 @@ def test_build_exits_0_with_no_page_called_broken(built: Built) -> None:
 
 
 def test_the_feed_holds_exactly_hugos_dated_listed_pages_at_hugos_urls(built: Built) -> None:
-    links = [entry.link for entry in built.feed.entries]
+    links = [built.links[entry.id] for entry in built.entries]
     assert len(links) == len(set(links))
     assert set(links) == set(built.dated())
+
+
+def test_each_language_has_its_feeds_with_its_pages_and_xml_lang(built: Built) -> None:
+    theirs = built.dated()
+    for language in built.site.languages:
+        feed = ElementTree.fromstring(built.feeds[language.lang])
+        assert feed.get("{http://www.w3.org/XML/1998/namespace}lang") == (
+            language.language_code or language.lang
+        )
+        links = {e.find(f"{ATOM}link[@rel='alternate']").get("href") for e in feed.iter(f"{ATOM}entry")}
+        assert links == {link for link, page in theirs.items() if page["lang"] == language.lang}
+
+
+def test_translations_are_linked_as_hugo_links_them(built: Built) -> None:
+    theirs = built.dated()
+    for link, page in theirs.items():
+        expected = {(t["lang"], t["permalink"]) for t in page["translations"] if t["permalink"] in theirs}
+        assert built.translations[link] == expected, page["path"]
+    assert any(built.translations.values()) or built.name != "blog"  # the blog has translated pages
 
 
 def test_titles_dates_and_authored_summaries_are_hugos(built: Built) -> None:
     theirs = built.dated()
     checked = 0
-    for entry in built.feed.entries:
-        page = theirs[entry.link]
+    for entry in built.entries:
+        page = theirs[built.links[entry.id]]
         path = page["path"]
         title = page["title"] or Path(path).stem  # an untitled page: the feed needs a title
-        assert built.titles[entry.link] == title, path
+        assert built.titles[built.links[entry.id]] == title, path
         assert datetime.fromisoformat(entry.published) == _instant(page["date"]), path
         if path in AUTHORED[built.name]:
             assert _words(entry.summary) == _words(page["summary"]), path
@@ -116,14 +150,8 @@ def test_check_lists_the_undated_pages_as_notes_and_passes(built: Built) -> None
         for line in built.check.output.splitlines()
         if line.endswith("no date: a page, not an article (in no feed or digest)")
     }
-    assert {hugo_sites.rel_content_path(p, _site(built)) for p in noted} == undated
+    assert {hugo_sites.rel_content_path(p, built.site) for p in noted} == undated
     assert undated or built.name == "plain"  # the blog and the project site have undated pages
-
-
-def _site(built: Built):  # type: ignore[no-untyped-def]
-    from digest.hugo_config import read_hugo_config
-
-    return read_hugo_config(built.root)
 
 
 def test_no_shortcode_reaches_the_feeds(built: Built) -> None:
@@ -137,7 +165,7 @@ def blog(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 def test_shortcodes_become_the_html_hugo_means(blog: Built) -> None:
-    entry = next(e for e in blog.feed.entries if e.title == "Shortcodes")
+    entry = next(e for e in blog.entries if e.title == "Shortcodes")
     content = entry.content[0].value
     hugo_page = (blog.hugo_public / "2021/05/shortcodes/index.html").read_text("utf-8")
     import re
@@ -145,7 +173,7 @@ def test_shortcodes_become_the_html_hugo_means(blog: Built) -> None:
     hrefs = re.findall(r'<a href="([^"]+)">(?:about|second|the bundle)</a>', hugo_page)
     assert len(hrefs) == 3
     for href in hrefs:
-        assert f'href="{urljoin(entry.link, href)}"' in content
+        assert f'href="{urljoin(blog.links[entry.id], href)}"' in content
     assert '<figure><img alt="Its caption" src="https://example.org/img/a.png" />' in content
     assert "<h4>A figure</h4>" in content
     assert 'href="https://www.youtube.com/watch?v=w7Ft2ymGmfc"' in content

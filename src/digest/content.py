@@ -56,6 +56,8 @@ class Article:
     body: str | None = None  # Markdown; None until loaded (see load_bodies), so caches stay small
     derived_id: bool = True  # entry_id was derived (no `id` in the front matter); see jobs.stable_ids
     markup: str = "markdown"  # "goldmark": a Hugo page, rendered with what Hugo's Goldmark renders
+    lang: str = ""  # a Hugo page's language ("" in a plain folder)
+    translations: tuple[tuple[str, str], ...] = ()  # (language, permalink) of its other translations
 
 
 def is_published(article: Article, now: dt.datetime) -> bool:

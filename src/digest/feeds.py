@@ -257,7 +257,10 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
             entry.category(term=clean_xml_text(name), scheme=topics_scheme, label=clean_xml_text(name))
         for tag in article.tags:
             entry.category(term=clean_xml_text(tag), scheme=tags_scheme, label=clean_xml_text(tag))
-        entry.digest.links = [{"rel": "alternate", "type": "text/html", "href": article.url}]
+        entry.digest.links = [{"rel": "alternate", "type": "text/html", "href": article.url}] + [
+            {"rel": "alternate", "type": "text/html", "hreflang": lang, "href": url}
+            for lang, url in article.translations
+        ]
         entry.digest.thumbnail = rendered.image
     return bytes(generator.atom_str(pretty=True, encoding="UTF-8"))
 

@@ -13,6 +13,7 @@ no-change build (`tree_signature`) and the render cache (keyed by the expanded b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -203,10 +204,12 @@ def collect(
     resolver = _Resolver(decided.pages, {rel: r.source.file for rel, r in reads.items()})
     unknown: dict[str, str] = {}
     articles = []
+    keys: dict[str, str] = {}  # source -> translation key
     for page in decided.pages:
         article = _article(page, reads[page.path], site, config, resolver, unknown, notes)
         if article is not None:
             articles.append(article)
+            keys[article.source] = page.translation_key
     # Two pages at one URL: Hugo writes one file over the other; a feed keeps one entry per URL (the
     # one already published, else the first published, drafts last).
     owners: dict[str, Article] = {}
@@ -225,10 +228,23 @@ def collect(
         notes.append(
             (path, f"shortcode '{name}' is not one of Hugo's built-ins: removed, its inner text kept")
         )
-    collection.articles.sort(key=lambda a: a.source)
+    collection.articles = _with_translations(collection.articles, keys)
     collection.problems.sort(key=lambda p: p.path)
     collection.notes = [f"{path}: {message}" for path, message in sorted(set(notes))]
     return collection
+
+
+def _with_translations(articles: Sequence[Article], keys: Mapping[str, str]) -> list[Article]:
+    """The articles by source, each with the (language, permalink) of its translations: the pages of
+    other languages with its translation key (Hugo's `translationKey`, else the same path)."""
+    groups: dict[str, list[Article]] = {}
+    for article in articles:
+        groups.setdefault(keys[article.source], []).append(article)
+    out = []
+    for article in sorted(articles, key=lambda a: a.source):
+        others = sorted((a.lang, a.url) for a in groups[keys[article.source]] if a.lang != article.lang)
+        out.append(dataclasses.replace(article, translations=tuple(others)) if others else article)
+    return out
 
 
 def _read(
@@ -371,6 +387,7 @@ def _article(
         body=body,
         derived_id=not own_id,
         markup=MARKUP,
+        lang=page.lang,
     )
 
 

@@ -199,18 +199,18 @@ def _build_feeds(
     workers: int | None = None,
 ) -> BuildReport:
     published = [a for a in articles if is_published(a, now)]
-    from .feeds import plan_feeds, render_files  # feedgen and Markdown load only when a build has work
+    from .feed_sets import plan_feed_sets  # feedgen and Markdown load only when a build has work
 
-    plan = plan_feeds(published, config)
+    plan = plan_feed_sets(published, config)  # one set of feeds per language
     report = BuildReport(
         articles=len(articles),
         published=len(published),
-        feeds=len(plan.feeds),
+        feeds=plan.feeds,
         parsed=parsed,
         problems=[*problems, *plan.problems],  # unreadable articles, then topics renamed by a clash
     )
     folder = config.feeds.dir
-    fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint(config)}"
+    fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint()}"
     if cache.fingerprint(str(folder)) == fingerprint and _outputs_intact(folder):
         report.up_to_date = True
         report.unchanged = sorted(read_manifest(folder))
@@ -221,7 +221,7 @@ def _build_feeds(
 
     entries = render_entries(plan.articles, config, cache, workers)
     report.rendered = len(entries)
-    files = render_files(plan, entries, config)
+    files = plan.render(entries)
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     written = write_tree(folder, files, digests)
     report.written, report.unchanged, report.removed = written.written, written.unchanged, written.removed
