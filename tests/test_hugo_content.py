@@ -125,7 +125,7 @@ def test_front_matter_hugo_rejects_is_a_problem_with_its_line_and_the_rest_publi
     config = load_config(digest_config(tmp_path, site))
     report = jobs.build(config, NOW)
     assert [str(p) for p in report.problems] == [
-        "content/posts/bad.md:4: front matter: YAML: expected ',' or ']', but got '<stream end>'"
+        "content/posts/bad.md:4: front matter: YAML: did not find expected ',' or ']'"
     ]
     assert list(entries(tmp_path)) == ["/site/2020/good/"]
     with pytest.raises(ArticleError):

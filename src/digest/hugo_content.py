@@ -35,7 +35,7 @@ from .config import Config
 from .content import Article, Collection, SourceFile, clean_xml_text, tag_uri, topic_key
 from .errors import ArticleError, Problem
 from .hugo_config import HugoSite
-from .hugo_dates import HugoYAMLLoader
+from .hugo_dates import HugoCYAMLLoader
 from .hugo_pages import ContentFile, HugoPage, classify, content_dirs, decide_pages
 from .hugo_pages import SourceFile as HugoSource
 
@@ -108,7 +108,7 @@ def load_front_matter(split: Split) -> dict[str, Any]:
     """The front matter as a map, through python-frontmatter's handler for its format."""
     try:
         if split.format == "yaml":
-            value = _YAML.load(split.front_matter, Loader=HugoYAMLLoader) if split.front_matter else {}
+            value = _YAML.load(split.front_matter, Loader=HugoCYAMLLoader) if split.front_matter else {}
         else:
             value = _HANDLERS[split.format].load(split.front_matter)
     except yaml.MarkedYAMLError as exc:
@@ -392,16 +392,13 @@ def _article(
 
 
 def authored_summary(body: str, front: Mapping[str, Any]) -> str:
-    """Hugo's authored summary as plain text: the Markdown before `<!--more-->`, else the `summary`
-    field (Markdown); "" when the author wrote none (digest then derives one from the content)."""
-    from .render import html_text, markdown_to_html  # Markdown loads only when a build reads pages
-
+    """Hugo's authored summary, as Markdown (the render stage makes it text): what comes before
+    `<!--more-->`, else the `summary` field; "" when the author wrote none (digest then derives one)."""
     if MORE in body:
-        text = html_text(markdown_to_html(body.split(MORE, 1)[0], MARKUP))
-        if text:
-            return text
-    written = _text(front.get("summary"))
-    return html_text(markdown_to_html(written, MARKUP)) if written else ""
+        before = body.split(MORE, 1)[0]
+        if before.strip():
+            return before.strip()
+    return _text(front.get("summary"))
 
 
 def _text(value: Any) -> str:

@@ -184,3 +184,12 @@ def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
 
 HugoYAMLLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 HugoYAMLLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+
+
+class HugoCYAMLLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """`HugoYAMLLoader` on libyaml's parser (about five times faster), when PyYAML has it: the same
+    resolvers and constructors, so the same values."""
+
+
+HugoCYAMLLoader.yaml_implicit_resolvers = HugoYAMLLoader.yaml_implicit_resolvers
+HugoCYAMLLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)

@@ -235,7 +235,10 @@ def _join_words(parts: list[str]) -> str:
 
 def summary_text(article: Article, rendered_html: str, limit: int = 160) -> str:
     """Plain-text summary: the front-matter one, else the first paragraphs of the article's rendered
-    HTML (no headings, code, tables or footnote marks), cut by characters."""
+    HTML (no headings, code, tables or footnote marks), cut by characters. A Hugo page's summary is
+    Markdown (Hugo's authored summary), rendered here to its text."""
+    if article.summary and article.markup == "goldmark":
+        return clean_xml_text(one_line(html_text(markdown_to_html(article.summary, article.markup))))
     if article.summary:
         return clean_xml_text(one_line(article.summary))
     return clean_xml_text(truncate(_leading_text(rendered_html, enough=limit * 2), limit))
