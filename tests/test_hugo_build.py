@@ -9,6 +9,7 @@ at Hugo's permalinks (the entry's `<link>`), with Hugo's titles, dates and autho
 from __future__ import annotations
 
 import html
+import os
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urljoin
@@ -57,8 +58,13 @@ class Built:
         self.folder.mkdir()
         self.config = write_config(self.folder, self.root)
         runner = CliRunner()
-        self.build = runner.invoke(main, ["--config", str(self.config), "build", "--now", NOW_ISO])
-        self.check = runner.invoke(main, ["--config", str(self.config), "check", "--now", NOW_ISO])
+        here = os.getcwd()
+        os.chdir(self.root)  # run where a Hugo user runs it: paths are shown relative to the site
+        try:
+            self.build = runner.invoke(main, ["--config", str(self.config), "build", "--now", NOW_ISO])
+            self.check = runner.invoke(main, ["--config", str(self.config), "check", "--now", NOW_ISO])
+        finally:
+            os.chdir(here)
         self.site = read_hugo_config(self.root)
         # Each language's site feed: the default language's at the root, the others' under <lang>/.
         self.feeds: dict[str, bytes] = {}

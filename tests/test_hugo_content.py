@@ -114,7 +114,10 @@ def test_front_matter_is_found_where_hugo_finds_it(text: str, fmt: str, body: st
     assert (split.format, split.body) == (fmt, body)
 
 
-def test_front_matter_hugo_rejects_is_a_problem_with_its_line_and_the_rest_publish(tmp_path: Path) -> None:
+def test_front_matter_hugo_rejects_is_a_problem_with_its_line_and_the_rest_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # paths are shown as the user would type them
     site = make_site(
         tmp_path / "site",
         {
@@ -125,7 +128,7 @@ def test_front_matter_hugo_rejects_is_a_problem_with_its_line_and_the_rest_publi
     config = load_config(digest_config(tmp_path, site))
     report = jobs.build(config, NOW)
     assert [str(p) for p in report.problems] == [
-        "content/posts/bad.md:4: front matter: YAML: did not find expected ',' or ']'"
+        "site/content/posts/bad.md:4: front matter: YAML: did not find expected ',' or ']'"
     ]
     assert list(entries(tmp_path)) == ["/site/2020/good/"]
     with pytest.raises(ArticleError):
@@ -170,13 +173,16 @@ def test_only_dated_listed_pages_are_entries_with_hugos_summaries(tmp_path: Path
     assert sorted(entries(tmp_path, "news.xml")) == ["/site/2020/a/", "/site/2020/b/"]
 
 
-def test_check_shows_undated_pages_and_skipped_formats_as_notes_and_passes(tmp_path: Path) -> None:
+def test_check_shows_undated_pages_and_skipped_formats_as_notes_and_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     config = digest_config(tmp_path, _blog(tmp_path))
     result = CliRunner().invoke(main, ["--config", str(config), "check", "--now", NOW_ISO])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[:2] == [
-        "note: content/docs/manual.md: no date: a page, not an article (in no feed or digest)",
-        "note: content/docs/notes.adoc: skipped: .adoc content needs an external converter, "
+        "note: site/content/docs/manual.md: no date: a page, not an article (in no feed or digest)",
+        "note: site/content/docs/notes.adoc: skipped: .adoc content needs an external converter, "
         "which digest does not run",
     ]
     build = CliRunner().invoke(main, ["--config", str(config), "build", "--now", NOW_ISO])

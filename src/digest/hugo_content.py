@@ -32,7 +32,7 @@ from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
 
 from . import shortcodes
 from .config import Config
-from .content import Article, Collection, SourceFile, clean_xml_text, tag_uri, topic_key
+from .content import Article, Collection, SourceFile, clean_xml_text, shown_path, tag_uri, topic_key
 from .errors import ArticleError, Problem
 from .hugo_config import HugoSite
 from .hugo_dates import HugoCYAMLLoader
@@ -219,7 +219,12 @@ def collect(
     ):
         owner = owners.setdefault(article.url, article)
         if owner is not article and not article.draft:
-            notes.append((article.source, f"its URL {article.url} is {owner.source}'s too: left out"))
+            notes.append(
+                (
+                    article.source,
+                    f"its URL {article.url} is {shown_path(config, owner.source)}'s too: left out",
+                )
+            )
         elif owner is not article:
             continue
         else:
@@ -230,7 +235,11 @@ def collect(
         )
     collection.articles = _with_translations(collection.articles, keys)
     collection.problems.sort(key=lambda p: p.path)
-    collection.notes = [f"{path}: {message}" for path, message in sorted(set(notes))]
+    # Paths as the user would type them (relative to where digest runs), as the plain mode shows them.
+    collection.problems = [
+        dataclasses.replace(p, path=shown_path(config, p.path)) for p in collection.problems
+    ]
+    collection.notes = [f"{shown_path(config, path)}: {message}" for path, message in sorted(set(notes))]
     return collection
 
 
