@@ -309,3 +309,40 @@ def test_the_libyaml_loader_reads_every_value_as_the_pure_one(tmp_path: Path) ->
             assert yaml.load(split.front_matter, Loader=HugoCYAMLLoader) == pure, path.name
             compared += 1
     assert compared > 50
+
+
+def test_the_weekly_digest_of_a_hugo_site_links_hugos_urls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build → feeds → digest: `run` mails the new dated pages at Hugo's permalinks, summaries authored
+    by Hugo's rule, with no shortcode left."""
+    monkeypatch.chdir(tmp_path)  # the digest's web copy goes to the default archive_dir, below here
+    import email
+    from email import policy
+
+    site = make_site(
+        tmp_path / "site",
+        {
+            "posts/new.md": yaml_page(
+                {"title": "New one", "date": "2026-11-30T10:00:00Z", "categories": ["News"]},
+                'Lead {{< param title >}}.\n\n<!--more-->\n\n{{< figure src="/f.png" >}}\n',
+            ),
+            "posts/old.md": yaml_page({"title": "Old one", "date": "2026-11-29T10:00:00Z"}),
+            "posts/undated.md": yaml_page({"title": "Undated"}),
+        },
+    )
+    config = digest_config(
+        tmp_path,
+        site,
+        '[subscribers]\nlist = [{ email = "reader@example.com" }]\n[delivery]\noutbox = "outbox"',
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "run", "--now", NOW_ISO])
+    assert result.exit_code == 0, result.output
+    [path] = sorted((tmp_path / "outbox").glob("*.eml"))
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    for part in (html, text):
+        assert "https://example.org/site/2026/new-one/" in part and "/site/2026/old-one/" in part
+        assert "Undated" not in part and "{{<" not in part
+    assert "Lead New one." in text  # the authored summary, its shortcode expanded
