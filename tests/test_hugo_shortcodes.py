@@ -53,3 +53,17 @@ def test_embeds_become_links_and_code_is_escaped() -> None:
 def test_param_reads_the_page_then_the_site_and_escapes() -> None:
     result = _expand('{{< param title >}} {{< param "author.name" >}}', author={"name": "<A>"})
     assert result.text == "T &lt;A&gt;"
+
+
+def test_malformed_and_unclosed_openers_leave_no_shortcode_and_do_not_hang() -> None:
+    result = _expand("a {{< x \n b {{% y %}} c {{< figure src=/a.png")
+    assert "{{<" not in result.text and "{{%" not in result.text
+    assert result.unknown == ["y"]
+    many = _expand("{{< a " * 50_000 + ">}}" + "{{< b >}}" * 50_000)  # linear: read once
+    assert "{{<" not in many.text and many.unknown == ["a", "b"]
+
+
+def test_shortcodes_nested_past_any_sane_depth_are_text_not_a_crash() -> None:
+    deep = "{{< n >}}" * 5_000 + "core" + "{{< /n >}}" * 5_000
+    result = _expand(deep)
+    assert result.text == "core" and result.unknown == ["n"]

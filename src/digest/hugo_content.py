@@ -41,6 +41,7 @@ from .hugo_pages import SourceFile as HugoSource
 
 PARSER_VERSION = 1
 MARKUP = "goldmark"
+_HTML = (".html", ".htm")
 MORE = "<!--more-->"  # Hugo's summary divider: exact and case-sensitive
 # `decide_pages` is asked at a fixed moment: digest decides future and expired itself, at `now`, from
 # the dates (and the section bounds) each page carries, so the same collection serves every `now`.
@@ -259,13 +260,17 @@ def _with_translations(articles: Sequence[Article], keys: Mapping[str, str]) -> 
 def _read(
     source: SourceFile, site: HugoSite, limit: int, notes: list[tuple[str, str]]
 ) -> _Read | Problem | None:
+    found = classify(source.rel, site, "<")  # what the name says; an .html file's head decides below
+    if not isinstance(found, ContentFile) and not source.rel.endswith(_HTML):
+        if found.note:
+            notes.append((source.rel, found.note))
+        return None  # an image or other resource, or a format Hugo skips: never read
     try:
         with open(source.path, "rb") as handle:
             raw = handle.read(limit + 1)
     except OSError as exc:
         return Problem(source.rel, f"cannot read: {exc.strerror}")
-    head = raw[:512].decode("utf-8", "replace")
-    found = classify(source.rel, site, head)
+    found = classify(source.rel, site, raw[:512].decode("utf-8", "replace"))
     if not isinstance(found, ContentFile):
         if found.note:
             notes.append((source.rel, found.note))

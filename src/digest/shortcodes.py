@@ -24,6 +24,10 @@ _TAG = re.compile(
     r"(?P<self>/)?\s*(?(escaped)\*/)[>%]\}\}",
     re.DOTALL,
 )
+_OPEN = re.compile(r"\{\{[<%]")
+_CLOSE = re.compile(r"[>%]\}\}")
+_LEFTOVER = re.compile(r"\{\{[<%]")  # an opener that starts no tag: never left for a reader
+_MAX_DEPTH = 20
 _ARG = re.compile(r'\s*(?:(?P<key>[\w-]+)=)?(?:"(?P<dq>(?:[^"\\]|\\.)*)"|`(?P<bq>[^`]*)`|(?P<bare>[^\s"`]+))')
 
 
@@ -35,6 +39,7 @@ class Call:
     positional: tuple[str, ...]
     named: Mapping[str, str]
     inner: str | None = None
+    depth: int = 1  # how deep inside other shortcodes (1: at the top)
 
     def arg(self, key: str, position: int | None = None, default: str = "") -> str:
         if key in self.named:
@@ -104,7 +109,7 @@ def expand(
         if call.name not in BUILT_IN:
             if call.name not in result.unknown:
                 result.unknown.append(call.name)
-            return "" if call.inner is None else _walk(call.inner, render)
+            return "" if call.inner is None else _walk(call.inner, render, call.depth)
         if call.name in ("ref", "relref"):
             target = call.arg("path", 0)
             anchor = ""
@@ -117,59 +122,107 @@ def expand(
             return html.escape(found + ("#" + anchor if anchor else ""))
         if call.name == "param":
             return html.escape(_param(call.arg("name", 0), page_params, site_params))
-        return _BUILDERS[call.name](call, lambda inner: _walk(inner, render))
+        return _BUILDERS[call.name](call, lambda inner: _walk(inner, render, call.depth))
 
-    result.text = _walk(text, render)
+    result.text = _LEFTOVER.sub("{{", _walk(text, render))
     return result
 
 
-def _walk(text: str, render: Callable[[Call], str]) -> str:
+@dataclass(frozen=True)
+class _Tag:
+    start: int
+    end: int
+    match: re.Match[str]
+
+    def group(self, name: str) -> str | None:
+        return self.match.group(name)
+
+
+def _tags(text: str) -> list[_Tag]:
+    """Every well-formed shortcode tag, in one pass: each `{{<` or `{{%` is read up to the first `>}}`
+    or `%}}` after it, unless another opener comes first (then it is no tag). Linear in the text."""
+    openers = [m.start() for m in _OPEN.finditer(text)]
+    closers = [m.end() for m in _CLOSE.finditer(text)]
+    found: list[_Tag] = []
+    after = 0  # the end of the last tag: an opener inside it is part of it
+    c = 0
+    for n, start in enumerate(openers):
+        if start < after:
+            continue
+        while c < len(closers) and closers[c] - 3 < start + 3:
+            c += 1
+        if c == len(closers):
+            break
+        end = closers[c]
+        if n + 1 < len(openers) and openers[n + 1] < end - 3 and not text.startswith("/*", start + 3):
+            continue  # another opener before the closer: this one is not a tag
+        match = _TAG.fullmatch(text, start, end)
+        if match is not None:
+            found.append(_Tag(start, end, match))
+            after = end
+    return found
+
+
+def _walk(text: str, render: Callable[[Call], str], depth: int = 0) -> str:
     """Replace each top-level shortcode (pairing openers with their closers) by `render(call)`."""
     if not has_shortcodes(text):
         return text
-    tags = list(_TAG.finditer(text))
+    tags = _tags(text)
+    closer_of = _pairs(tags)
     out: list[str] = []
     position = 0
     index = 0
     while index < len(tags):
         tag = tags[index]
-        out.append(text[position : tag.start()])
-        position = tag.end()
+        out.append(text[position : tag.start])
+        position = tag.end
         index += 1
         if tag.group("escaped"):
-            out.append(_as_text(tag.group(0)))
+            out.append(_as_text(tag.match.group(0)))
             continue
         if tag.group("close"):
             continue  # a closer without its opener: dropped
-        positional, named = parse_args(tag.group("args"))
-        name = tag.group("name")
+        positional, named = parse_args(tag.group("args") or "")
+        name = tag.group("name") or ""
         inner = None
-        if not tag.group("self"):
-            closer = _find_closer(tags, index, name)
-            if closer is not None:
-                inner = text[tag.end() : tags[closer].start()]
-                position = tags[closer].end()
-                index = closer + 1
+        closer = closer_of.get(index - 1)
+        if closer is not None:
+            inner = text[tag.end : tags[closer].start]
+            position = tags[closer].end
+            index = closer + 1
         if inner is not None and tag.group("open") == "%" and name not in BUILT_IN:
             inner = inner.strip("\n")
-        out.append(render(Call(name, positional, named, inner)))
+        if depth >= _MAX_DEPTH:  # shortcodes nested deeper than anyone writes: their text only
+            out.append(_text_only(inner or ""))
+            continue
+        out.append(render(Call(name, positional, named, inner, depth + 1)))
     out.append(text[position:])
     return "".join(out)
 
 
-def _find_closer(tags: list[re.Match[str]], start: int, name: str) -> int | None:
-    depth = 0
-    for index in range(start, len(tags)):
-        tag = tags[index]
-        if tag.group("escaped") or tag.group("name") != name or tag.group("self"):
+def _text_only(text: str) -> str:
+    """The text with every shortcode tag cut out."""
+    out, position = [], 0
+    for tag in _tags(text):
+        out.append(text[position : tag.start])
+        position = tag.end
+    out.append(text[position:])
+    return _LEFTOVER.sub("{{", "".join(out))
+
+
+def _pairs(tags: list[_Tag]) -> dict[int, int]:
+    """Opener index -> its closer's index: each closer closes the latest open shortcode of its name."""
+    open_by_name: dict[str, list[int]] = {}
+    pairs: dict[int, int] = {}
+    for index, tag in enumerate(tags):
+        if tag.group("escaped") or tag.group("self"):
             continue
+        name = tag.group("name") or ""
         if not tag.group("close"):
-            depth += 1
-        elif depth == 0:
-            return index
-        else:
-            depth -= 1
-    return None
+            open_by_name.setdefault(name, []).append(index)
+        elif open_by_name.get(name):
+            pairs[open_by_name[name].pop()] = index
+    return pairs
 
 
 def _as_text(written: str) -> str:
