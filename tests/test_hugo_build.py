@@ -197,3 +197,15 @@ def test_check_names_each_unknown_shortcode_once(blog: Built) -> None:
         "note: content/posts/shortcodes.md: shortcode 'note' is not one of Hugo's built-ins: removed, "
         "its inner text kept",
     ]
+
+
+def test_every_feed_of_every_language_is_valid_atom(built: Built) -> None:
+    from lxml import etree
+
+    from conftest import ATOM_SCHEMA
+
+    schema = etree.RelaxNG(etree.parse(str(ATOM_SCHEMA)))
+    feeds = sorted((built.folder / "feeds").rglob("*.xml"))
+    assert len(feeds) >= len(built.site.languages)
+    for path in feeds:
+        assert schema.validate(etree.parse(str(path))), (path, schema.error_log)
