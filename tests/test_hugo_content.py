@@ -346,3 +346,31 @@ def test_the_weekly_digest_of_a_hugo_site_links_hugos_urls(
         assert "https://example.org/site/2026/new-one/" in part and "/site/2026/old-one/" in part
         assert "Undated" not in part and "{{<" not in part
     assert "Lead New one." in text  # the authored summary, its shortcode expanded
+
+
+def test_front_matter_that_means_too_much_is_a_problem_never_a_hang_or_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+    )
+    site = make_site(
+        tmp_path / "site",
+        {
+            "posts/laughs.md": f"---\n{laughs}---\n",
+            "posts/deep.md": "---\ntitle: deep\nx: " + "[" * 500 + "]" * 500 + "\n---\n",
+            "posts/deep.toml.md": "+++\nx = " + "[" * 500 + "]" * 500 + "\n+++\n",
+            "posts/digits.md": "---\ntitle: digits\nn: " + "9" * 5000 + "\n---\n",
+            "posts/ok.md": yaml_page({"title": "OK", "date": "2020-01-01"}),
+        },
+    )
+    report = jobs.build(load_config(digest_config(tmp_path, site)), NOW)
+    assert sorted(p.path for p in report.problems) == [
+        "site/content/posts/deep.md",
+        "site/content/posts/deep.toml.md",
+        "site/content/posts/digits.md",
+        "site/content/posts/laughs.md",
+    ]
+    assert "aliases here expand" in next(p.message for p in report.problems if "laughs" in p.path)
+    assert list(entries(tmp_path)) == ["/site/2020/ok/"]

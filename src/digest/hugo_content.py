@@ -21,16 +21,15 @@ import os
 import pickle
 import posixpath
 import re
-import tomllib
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
+from frontmatter.default_handlers import YAMLHandler
 
-from . import shortcodes
+from . import front_matter, shortcodes
 from .config import Config
 from .content import Article, Collection, SourceFile, clean_xml_text, shown_path, tag_uri, topic_key
 from .errors import ArticleError, Problem
@@ -48,18 +47,7 @@ MORE = "<!--more-->"  # Hugo's summary divider: exact and case-sensitive
 _DECIDED_AT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-class TOMLHandler(BaseHandler):
-    """python-frontmatter's TOML handler needs the `toml` package; this one reads with `tomllib`."""
-
-    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
-    START_DELIMITER = END_DELIMITER = "+++"
-
-    def load(self, fm: str, **kwargs: object) -> Any:
-        return tomllib.loads(fm)
-
-
-_YAML = YAMLHandler()
-_HANDLERS: dict[str, BaseHandler] = {"yaml": _YAML, "toml": TOMLHandler(), "json": JSONHandler()}
+_YAML = YAMLHandler()  # python-frontmatter's, with HugoCYAMLLoader (TOML and JSON: front_matter.py's)
 _YAML_CLOSE = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
 _TOML_CLOSE = re.compile(r"^[ \t]*\+\+\+[ \t]*$", re.MULTILINE)
 
@@ -88,6 +76,10 @@ def split_front_matter(text: str) -> Split:
             _, end = json.JSONDecoder().raw_decode(stripped)
         except json.JSONDecodeError as exc:
             raise ArticleError(f"front matter: JSON: {exc.msg}", line=line + exc.lineno - 1) from None
+        except (RecursionError, ValueError):
+            raise ArticleError(
+                "front matter: JSON: nested too deeply or a number too long", line=line
+            ) from None
         found = Split("json", stripped[:end], stripped[end:], line)
     for fence, fmt, close in (("---", "yaml", _YAML_CLOSE), ("+++", "toml", _TOML_CLOSE)):
         first_nl = stripped.find("\n")
@@ -107,11 +99,13 @@ def split_front_matter(text: str) -> Split:
 
 def load_front_matter(split: Split) -> dict[str, Any]:
     """The front matter as a map, through python-frontmatter's handler for its format."""
+    if split.format != "yaml":  # TOML and JSON mean the same to Hugo and to the plain mode
+        value = front_matter.load_front_matter(split.format, split.front_matter, split.first_line)
+        _check_depth(value, split.first_line)
+        return value
     try:
-        if split.format == "yaml":
-            value = _YAML.load(split.front_matter, Loader=HugoCYAMLLoader) if split.front_matter else {}
-        else:
-            value = _HANDLERS[split.format].load(split.front_matter)
+        value = _YAML.load(split.front_matter, Loader=HugoCYAMLLoader) if split.front_matter else {}
+        _check_depth(value, split.first_line)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if (
@@ -124,17 +118,30 @@ def load_front_matter(split: Split) -> dict[str, Any]:
         raise ArticleError(f"front matter: YAML: {exc.problem or exc.context}", line=line) from None
     except yaml.YAMLError as exc:
         raise ArticleError(f"front matter: YAML: {exc}", line=split.first_line) from None
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        line = split.first_line + int(match.group(1)) - 1 if match else split.first_line
-        raise ArticleError(f"front matter: TOML: {exc}", line=line) from None
-    except json.JSONDecodeError as exc:
-        raise ArticleError(f"front matter: JSON: {exc.msg}", line=split.first_line) from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # a scalar Python cannot hold
+        raise ArticleError(
+            f"front matter: YAML: {front_matter.shown(str(exc))}", line=split.first_line
+        ) from None
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ArticleError("front matter must be a mapping of keys to values", line=split.first_line)
     return value
+
+
+_MAX_DEPTH = 100  # deeper front matter is refused: Hugo's and digest's key walks recurse
+
+
+def _check_depth(value: Any, line: int) -> None:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise ArticleError("front matter: nested too deeply", line=line)
+        if isinstance(item, Mapping):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
 
 
 # ---------------------------------------------------------------- the site's files
