@@ -20,7 +20,8 @@ RECIPIENTS = 200
 
 @pytest.fixture
 def server() -> Iterator[SmtpServer]:
-    # A slow DATA answer (10 ms) spreads the 200 messages over two seconds or more (even on a loaded machine), so a kill lands mid-way.
+    # A slow DATA answer (10 ms) spreads the 200 messages over two seconds or more (even on a loaded
+    # machine), so a kill lands mid-way.
     with smtp_server(Handler(data_delay=0.01)) as running:
         yield running
 
