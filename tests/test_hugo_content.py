@@ -102,7 +102,8 @@ def test_a_missing_hugo_site_is_an_error_naming_the_key(tmp_path: Path) -> None:
     ("text", "fmt", "body"),
     [
         ("\n\n---\ntitle: a\n---\nBody\n", "yaml", "Body\n"),
-        ("  ---\ntitle: a\n  ---\nBody\n", "yaml", "Body\n"),
+        ("  ---\ntitle: a\n---\nBody\n", "yaml", "Body\n"),
+        ("\ufeff\r\n---\ntitle: a\n---\nBody\n".lstrip("\ufeff").replace("\r\n", "\n"), "yaml", "Body\n"),
         ("+++\ntitle = 'a'\n+++\nBody\n", "toml", "Body\n"),
         ('{"title": "a"}\nBody\n', "json", "Body\n"),
         ("<!--\n---\ntitle: a\n---\n-->\nBody\n", "yaml", "Body\n"),

@@ -20,7 +20,6 @@ import json
 import os
 import pickle
 import posixpath
-import re
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +47,6 @@ _DECIDED_AT = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 _YAML = YAMLHandler()  # python-frontmatter's, with HugoCYAMLLoader (TOML and JSON: front_matter.py's)
-_YAML_CLOSE = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
-_TOML_CLOSE = re.compile(r"^[ \t]*\+\+\+[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -61,40 +58,22 @@ class Split:
 
 
 def split_front_matter(text: str) -> Split:
-    """Front matter as Hugo finds it: after blank lines or whitespace, `---` YAML, `+++` TOML or a JSON
-    object, possibly inside `<!-- -->`. No front matter is a page with none (Hugo accepts it)."""
+    """Front matter as Hugo finds it: `front_matter.split_front_matter`'s rule (after blank lines or
+    whitespace, `---` YAML, `+++` TOML or a JSON object), also inside `<!-- -->`; and no front matter
+    at all is a page with none, as Hugo has it."""
     stripped = text.lstrip()
-    line = text[: len(text) - len(stripped)].count("\n") + 1
     wrapped = stripped.startswith("<!--")
-    if wrapped:
-        inner = stripped[4:].lstrip()
-        line += stripped[: len(stripped) - len(inner)].count("\n")
-        stripped = inner
-    found: Split | None = None
-    if stripped.startswith("{"):
-        try:
-            _, end = json.JSONDecoder().raw_decode(stripped)
-        except json.JSONDecodeError as exc:
-            raise ArticleError(f"front matter: JSON: {exc.msg}", line=line + exc.lineno - 1) from None
-        except (RecursionError, ValueError):
-            raise ArticleError(
-                "front matter: JSON: nested too deeply or a number too long", line=line
-            ) from None
-        found = Split("json", stripped[:end], stripped[end:], line)
-    for fence, fmt, close in (("---", "yaml", _YAML_CLOSE), ("+++", "toml", _TOML_CLOSE)):
-        first_nl = stripped.find("\n")
-        if stripped.startswith(fence) and stripped[: max(first_nl, 0)].strip() == fence:
-            closing = close.search(stripped, first_nl + 1)
-            if closing is None:
-                raise ArticleError(f"front matter: no closing '{fence}'", line=line)
-            found = Split(fmt, stripped[first_nl + 1 : closing.start()], stripped[closing.end() :], line + 1)
-    if found is None:
+    if wrapped:  # the comment's opening as spaces: the lines keep their numbers
+        at = len(text) - len(stripped)
+        text = text[:at] + "    " + text[at + 4 :]
+        stripped = text.lstrip()
+    if not stripped.startswith(("---", "+++", "{")):
         return Split("yaml", "", text, 1)
-    body = found.body
+    fmt, fm, body, first_line = front_matter.split_front_matter(text)
     if wrapped:
         body = body.lstrip()
-        body = body[3:] if body.startswith("-->") else body
-    return Split(found.format, found.front_matter, body.lstrip("\n"), found.first_line)
+        body = body[3:].lstrip("\n") if body.startswith("-->") else body
+    return Split(fmt, fm, body, first_line)
 
 
 def load_front_matter(split: Split) -> dict[str, Any]:
