@@ -101,9 +101,10 @@ def test_a_4xx_is_retried_and_a_5xx_is_recorded_not_retried(site: Site, server: 
     server.handler.reply_rcpt("li@example.org", "550 5.1.1 no such user", times=99)
     code, lines = run(site)
     assert code == 4
-    assert lines[-2:] == [
+    assert lines[-3:] == [
         f"delivered via SMTP 127.0.0.1:{server.port}: 2 sent, 1 failed, 0 deferred",
         "failed: li@example.org: 550 5.1.1 no such user",
+        "suppressed: 1 address refused for good; nothing more is sent to them",
     ]
     assert server.handler.attempts == {"zhang@example.com": 3, "li@example.org": 1, "wang@example.com": 1}
     assert sorted(server.handler.by_recipient()) == ["wang@example.com", "zhang@example.com"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import re
 import tomllib
 import types
 import typing
@@ -104,6 +105,30 @@ class SubscriberEntry:
 class SubscribersConfig:
     file: Path | None = None
     list: tuple[dict[str, Any], ...] = ()
+    # The subscriber service's limits (`digest serve`); intervals in seconds.
+    mail_interval: int = 600
+    mails_per_day: int = 3
+    requests_per_ip: int = 20
+    ip_window: int = 3600
+    # The SMTP envelope sender (MAIL FROM) per message, e.g. "bounces+{id}@example.com": VERP, so a
+    # bounce report names the delivery it is about. "" = the address of [digest] from.
+    return_path: str = ""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """`digest serve`: the subscriber pages. Off while `public_url` is empty."""
+
+    public_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8025
+    secret_env: str = "DIGEST_SECRET"  # noqa: S105 (the variable's name, never the key)
+    proxy_hops: int = 0
+    threads: int = 4
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.public_url)
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,7 @@ class Config:
     subscribers: SubscribersConfig = field(default_factory=SubscribersConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     hugo: HugoSite | None = None  # the Hugo site's config, read once, when [content] hugo_site is set
 
     @property
@@ -155,6 +181,7 @@ _SECTIONS: dict[str, type] = {
     "subscribers": SubscribersConfig,
     "delivery": DeliveryConfig,
     "schedule": ScheduleConfig,
+    "server": ServerConfig,
 }
 
 # TOML keys that are Python keywords or builtins get another attribute name.
@@ -351,9 +378,11 @@ def _link_ok(url: str) -> bool:
         return "@" in parts.path
     if scheme not in ("https", "http") or not parts.hostname:
         return False
-    if scheme == "https":
-        return True
-    host = parts.hostname
+    return scheme == "https" or is_loopback(parts.hostname)
+
+
+def is_loopback(host: str) -> bool:
+    """`localhost`, or an address of this machine (127.0.0.0/8, ::1)."""
     if host.casefold() in _LOOPBACK_NAMES:
         return True
     try:
@@ -505,6 +534,8 @@ def _check(config: Config, where: str) -> None:
                 key=key,
             )
     _check_delivery_and_folders(config, where)
+    _check_subscribers(config.subscribers, where)
+    _check_server(config.server, where)
     for row in config.subscribers.list:
         if not isinstance(row, dict) or not isinstance(row.get("email"), str):
             raise ConfigError(
@@ -512,3 +543,56 @@ def _check(config: Config, where: str) -> None:
                 path=where,
                 key="subscribers.list",
             )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_subscribers(section: SubscribersConfig, where: str) -> None:
+    for key in ("mail_interval", "mails_per_day", "requests_per_ip", "ip_window"):
+        if getattr(section, key) < 1:
+            raise ConfigError(f"'subscribers.{key}' must be at least 1", path=where, key=f"subscribers.{key}")
+    path = section.return_path
+    if path and (path.count("{id}") != 1 or "@" not in path.replace("{id}", "") or not path.isascii()):
+        raise ConfigError(
+            f"'subscribers.return_path' must be an ASCII address holding {{id}} once, not {path!r}",
+            path=where,
+            key="subscribers.return_path",
+            hint='e.g. "bounces+{id}@example.com" (VERP: a bounce names the delivery)',
+        )
+    if path:
+        _check_placeholders(path, "subscribers.return_path", {"id"}, where)
+
+
+def _check_server(server: ServerConfig, where: str) -> None:
+    """An absolute public URL ending in "/", https unless it is on this machine; a usable port."""
+    if server.public_url:
+        parts = urlsplit(server.public_url)
+        loopback = is_loopback(parts.hostname or "")
+        if (
+            parts.scheme not in ("https", "http")
+            or not parts.netloc
+            or (parts.scheme == "http" and not loopback)
+            or parts.query
+            or parts.fragment
+            or not parts.path.endswith("/")
+        ):
+            raise ConfigError(
+                f"'server.public_url' must be an https URL ending in /, not {server.public_url!r}",
+                path=where,
+                key="server.public_url",
+                hint="http is allowed only on 127.0.0.1, ::1 or localhost; no query or fragment",
+            )
+    if not 1 <= server.port <= 65535:
+        raise ConfigError("'server.port' must be between 1 and 65535", path=where, key="server.port")
+    if not _ENV_NAME.fullmatch(server.secret_env):
+        raise ConfigError(
+            f"'server.secret_env' must name an environment variable, not {server.secret_env!r}",
+            path=where,
+            key="server.secret_env",
+            hint="the variable holds the signing keys; the keys never go in this file",
+        )
+    if not 1 <= server.threads <= 64:
+        raise ConfigError("'server.threads' must be between 1 and 64", path=where, key="server.threads")
+    if not server.host:
+        raise ConfigError("'server.host' must not be empty", path=where, key="server.host")

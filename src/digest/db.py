@@ -148,6 +148,22 @@ def meta_version(db: sqlite3.Connection, table: str, name: str) -> int | None:
         return -1  # written by something else: no version this code knows
 
 
+def statements(script: str) -> list[str]:
+    """The SQL statements of `script`, each whole: a `;` inside a trigger's body or a string literal
+    does not end one (sqlite3.complete_statement decides). Raises StateError on an unfinished one."""
+    found: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\r\n;"):
+                found.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \t\r\n;"):
+        raise StateError(f"an unfinished SQL statement in a migration: {buffer.strip()[:60]!r}")
+    return found
+
+
 def migrate(
     db: sqlite3.Connection, migrations: Mapping[int, str], *, table: str, what: str = "database"
 ) -> None:
@@ -166,9 +182,8 @@ def migrate(
             if (meta_version(db, table, "schema_version") or 0) >= version:
                 continue
             db.execute(f"CREATE TABLE IF NOT EXISTS {table} (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            for statement in migrations[version].split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in statements(migrations[version]):
+                db.execute(statement)
             db.execute(
                 f"INSERT OR REPLACE INTO {table} VALUES ('schema_version', ?)",  # noqa: S608
                 (str(version),),

@@ -33,8 +33,12 @@ from .reports import BuildReport, RunReport
 from .state import History, State, peek_entry_ids, peek_history, run_lock
 
 if TYPE_CHECKING:
+    from flask import Flask
+
+    from .audience import BounceSummary
     from .render import RenderedEntry
     from .selection import Digest
+    from .subscriptions import ImportReport
 
 log = logging.getLogger(__name__)
 
@@ -377,9 +381,8 @@ def _run_locked(
     stop: threading.Event,
 ) -> RunReport:
     # Delivery, mail and templates load here, not at import: `digest build` should not pay for them.
-    from . import weekly
+    from . import audience, weekly
     from .delivery import envelope_sender, open_transport
-    from .subscribers import load_subscribers, require_subscribers
 
     report = RunReport(now=now)
     # The feeds first: they must not go stale while the mail server is down or the list is empty.
@@ -390,14 +393,13 @@ def _run_locked(
     report.problems.extend(report.build.problems)  # the unreadable articles, then renamed topics
 
     # Then what delivery needs, before the digest records anything: a list with nobody usable in it
-    # would record a digest sent to nobody and mark its articles sent; no sender address or password
-    # would stop every delivery. Opening the transport does not connect yet.
-    subscribers = load_subscribers(config)
-    require_subscribers(config, subscribers)
-    report.problems.extend(subscribers.problems)
+    # would record a digest sent to nobody and mark its articles sent; no sender address, password or
+    # signing key would stop every delivery. Opening the transport does not connect yet.
+    subscribers = audience.recipients(config, state, report, now)
     sender = envelope_sender(config)
+    questions = audience.audience(config, state, now)
     transport = open_transport(config, sleep=sleep, stop=stop)
-    courier = weekly.Courier(config, state, report, now, transport, sender, stop)
+    courier = weekly.Courier(config, state, report, now, transport, sender, stop, questions)
     try:
         state.record_articles_seen(a.entry_id for a in articles)
 
@@ -521,3 +523,72 @@ def _state(config: Config) -> Iterator[State]:
         yield state
     finally:
         state.close()
+
+
+# ---------------------------------------------------------------- subscribers
+
+
+def subscriber_app(
+    config: Config, now: Callable[[], dt.datetime], environ: Mapping[str, str] | None = None
+) -> Flask:
+    """The subscriber pages (`digest serve`) as a WSGI app; `now` is its clock."""
+    from .audience import subscriber_app as app
+
+    return app(config, now, environ)
+
+
+def serve(config: Config, now: Callable[[], dt.datetime]) -> None:
+    """`digest serve`: the subscriber pages on waitress at `[server] host` and `port`, until stopped."""
+    from .web import serve as serve_app
+
+    app = subscriber_app(config, now)
+    log.info("serving %s on %s:%d", config.server.public_url, config.server.host, config.server.port)
+    serve_app(app, config.server.host, config.server.port, config.server.threads)
+
+
+def import_subscribers(config: Config, path: Path, now: dt.datetime) -> ImportReport:
+    """`digest subscribers import FILE.csv`: new addresses become active subscribers; suppressed ones
+    are skipped; active ones keep what they chose."""
+    from . import subscriptions as store
+    from .audience import read_csv
+
+    text = read_csv(path)
+    with _state(config) as state:
+        store.migrate(state.db)
+        return store.import_csv(state.db, text, str(path), now)
+
+
+def export_subscribers(config: Config, *, consent: bool = False) -> str:
+    """Every subscriber and suppressed address as CSV, or (`consent`) the whole consent log."""
+    from . import subscriptions as store
+
+    with _state(config) as state:
+        store.migrate(state.db)
+        return store.export_consent(state.db) if consent else store.export_subscribers(state.db)
+
+
+def list_subscribers(config: Config) -> list[tuple[str, str, frozenset[str], str]]:
+    """(address, status, topic keys, suppression reason) of everyone in the store."""
+    from . import subscriptions as store
+
+    with _state(config) as state:
+        store.migrate(state.db)
+        return store.listing(state.db)
+
+
+def remove_subscriber(config: Config, address: str, now: dt.datetime) -> tuple[str, bool]:
+    """`digest subscribers remove`: suppress the address (logged as an editor's unsubscribe)."""
+    from . import subscriptions as store
+    from .audience import remove
+
+    with _state(config) as state:
+        store.migrate(state.db)
+        return remove(state.db, address, now)
+
+
+def read_bounces(config: Config, path: Path, now: dt.datetime) -> BounceSummary:
+    """`digest bounces PATH`: apply the bounce reports of an mbox file or a Maildir."""
+    from .audience import read_bounces as apply
+
+    with _state(config) as state:
+        return apply(config, state, path, now)

@@ -28,7 +28,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from .config import Config
 from .errors import DigestError
-from .present import RECIPIENT_PLACEHOLDER
+from .present import (
+    PREFERENCES_PLACEHOLDER,
+    RECIPIENT_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    unsubscribe_link,
+)
 from .templating import MAX_LINE_BYTES, RenderedDigest
 from .text import one_line
 
@@ -48,9 +53,30 @@ _MAILTO_SAFE = "@!$'*+"
 # ---------------------------------------------------------------- per-recipient values
 
 
-def fill_recipient(value: str, email: str) -> str:
-    """The per-recipient placeholder replaced by the address, percent-encoded (safe in HTML and URLs)."""
-    return value.replace(RECIPIENT_PLACEHOLDER, quote(email.strip(), safe=""))
+# (unsubscribe, preferences): the recipient's signed tokens for the subscriber service's links.
+LinkTokens = tuple[str, str]
+NO_TOKENS: LinkTokens = ("", "")
+# Token characters (itsdangerous' URL-safe alphabet): safe as they are in HTML, text and URLs.
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]*")
+
+
+def recipient_values(email: str, tokens: LinkTokens = NO_TOKENS) -> dict[str, str]:
+    """Each per-recipient placeholder and what replaces it: the address percent-encoded, the tokens."""
+    for token in tokens:
+        if not _TOKEN.fullmatch(token):
+            raise DigestError(f"not a link token: {token!r}")
+    return {
+        RECIPIENT_PLACEHOLDER: quote(email.strip(), safe=""),
+        UNSUBSCRIBE_PLACEHOLDER: tokens[0],
+        PREFERENCES_PLACEHOLDER: tokens[1],
+    }
+
+
+def fill_recipient(value: str, email: str, tokens: LinkTokens = NO_TOKENS) -> str:
+    """The per-recipient placeholders replaced (safe in HTML and URLs)."""
+    for placeholder, filled in recipient_values(email, tokens).items():
+        value = value.replace(placeholder, filled)
+    return value
 
 
 def ascii_domain(domain: str) -> str:
@@ -91,10 +117,11 @@ def _idna_host(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _list_unsubscribe(config: Config, to: str) -> list[str]:
-    """The https URI with the address filled in, then a mailto: to the sender; both plain ASCII."""
+def _list_unsubscribe(config: Config, to: str, tokens: LinkTokens) -> list[str]:
+    """The https URI with the address or token filled in, then a mailto: to the sender; both plain
+    ASCII."""
     uris = []
-    url = config.digest.unsubscribe_url.replace("{email}", quote(to, safe=""))
+    url = fill_recipient(unsubscribe_link(config), to, tokens)
     if url.startswith(("https://", "http://")):
         uris.append(quote(_idna_host(one_line(url)), safe=_URI_SAFE))
     sender = parseaddr(one_line(config.digest.sender))[1]
@@ -105,7 +132,7 @@ def _list_unsubscribe(config: Config, to: str) -> list[str]:
     if too_long:
         log.warning(
             "List-Unsubscribe: left out a URI of %d characters (a header line holds at most %d octets); "
-            "shorten [digest] unsubscribe_url",
+            "shorten [digest] unsubscribe_url or [server] public_url",
             len(too_long[0]),
             MAX_LINE_BYTES,
         )
@@ -166,6 +193,7 @@ def build_message(
     to_name: str = "",
     message_id: str,
     date: dt.datetime,
+    tokens: LinkTokens = NO_TOKENS,
 ) -> bytes:
     """One recipient's message: RFC 5322 bytes with CRLF, text then HTML, ready for SMTP or a .eml file.
 
@@ -178,7 +206,7 @@ def build_message(
     if not _MESSAGE_ID.fullmatch(message_id):
         raise DigestError(f"not a Message-ID: {message_id!r}", hint="expected <id@domain>")
     text, html, boundary = _prepared(rendered.text, rendered.html)
-    address = quote(to.strip(), safe="").encode("ascii")
+    values = [(k.encode("ascii"), v.encode("ascii")) for k, v in recipient_values(to, tokens).items()]
     head = [
         _fold_same("From", one_line(config.digest.sender)),
         to_line,
@@ -187,7 +215,7 @@ def build_message(
         structured_header("Message-ID", message_id),
         structured_header("List-Id", list_id(config)),
     ]
-    unsubscribe = _list_unsubscribe(config, to.strip())
+    unsubscribe = _list_unsubscribe(config, to.strip(), tokens)
     if unsubscribe:
         head.append(structured_header("List-Unsubscribe", *(f"<{uri}>" for uri in unsubscribe)))
         if unsubscribe[0].startswith("https://"):
@@ -198,13 +226,18 @@ def build_message(
     delimiter = f"--{boundary}".encode("ascii")
     return b"".join([
         *head, b"\r\n",
-        delimiter, b"\r\n", text.fill(address), b"\r\n",
-        delimiter, b"\r\n", html.fill(address), b"\r\n",
+        delimiter, b"\r\n", text.fill(values), b"\r\n",
+        delimiter, b"\r\n", html.fill(values), b"\r\n",
         delimiter, b"--\r\n",
     ])  # fmt: skip
 
 
-_PLACEHOLDER = RECIPIENT_PLACEHOLDER.encode("ascii")
+_PLACEHOLDERS = tuple(
+    p.encode("ascii") for p in (RECIPIENT_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, PREFERENCES_PLACEHOLDER)
+)
+# What a placeholder may grow to: an address of 254 characters, each %XX at worst; a token for one
+# (base64 of its JSON payload and a signature) is shorter than that.
+_GROWTH = 3 * 254
 _BASE64_LINE = 57  # input bytes per 76-character line of base64
 
 
@@ -218,8 +251,10 @@ class _Part:
     rest: bytes  # CRLF-ended bytes still to encode, with the placeholders in them
     base64: bool
 
-    def fill(self, address: bytes) -> bytes:
-        rest = self.rest.replace(_PLACEHOLDER, address)
+    def fill(self, values: list[tuple[bytes, bytes]]) -> bytes:
+        rest = self.rest
+        for placeholder, value in values:
+            rest = rest.replace(placeholder, value)
         return self.head + self.encoded + (_base64_lines(rest) if self.base64 else rest)
 
 
@@ -236,13 +271,15 @@ def _part(content_type: str, content: str, force_base64: bool = False) -> _Part:
     is filled in), else base64: quoted-printable would make Chinese about 60% bigger than base64."""
     lines = content.encode("utf-8").splitlines()
     data = b"\r\n".join(lines) + b"\r\n"
-    growth = 3 * 254 - len(_PLACEHOLDER)  # an address is at most 254 characters, each %XX at worst
-    longest = max((len(line) + line.count(_PLACEHOLDER) * growth for line in lines), default=0)
+    longest = max(
+        (len(line) + sum(line.count(p) * (_GROWTH - len(p)) for p in _PLACEHOLDERS) for line in lines),
+        default=0,
+    )
     if not force_base64 and data.isascii() and longest <= MAX_LINE_BYTES:
         head = f'Content-Type: {content_type}; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
         return _Part(head.encode("ascii"), b"", data, base64=False)
-    first = data.find(_PLACEHOLDER)
-    cut = (len(data) if first < 0 else first) // _BASE64_LINE * _BASE64_LINE
+    found = [i for i in (data.find(p) for p in _PLACEHOLDERS) if i >= 0]
+    cut = min(found, default=len(data)) // _BASE64_LINE * _BASE64_LINE
     head = f'Content-Type: {content_type}; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
     return _Part(head.encode("ascii"), _base64_lines(data[:cut]), data[cut:], base64=True)
 

@@ -25,6 +25,9 @@ from .text import one_line
 # Stands for the recipient's address until build_message fills it in. Letters, digits and '-' only, so
 # lxml's URL escaping of href values leaves it intact (a literal "{email}" would become %7Bemail%7D).
 RECIPIENT_PLACEHOLDER = "x-digest-recipient-5b1f0c"
+# Stand for the recipient's signed tokens (`tokens.py`) in links to the subscriber service ([server]).
+UNSUBSCRIBE_PLACEHOLDER = "x-digest-unsubscribe-5b1f0c"
+PREFERENCES_PLACEHOLDER = "x-digest-preferences-5b1f0c"
 # Featured images are laid out 16:9 across the text column (600 px minus 2 x 32 px padding). Outlook
 # uses these attributes; every other client follows the CSS `height:auto` and keeps the real ratio.
 IMAGE_WIDTH, IMAGE_HEIGHT = 536, 302
@@ -55,6 +58,22 @@ def strings(config: Config) -> dict[str, str]:
         "colon": p("before the list of titles", ": "),
         "issue": _("Week {week}"),
     }
+
+
+def unsubscribe_link(config: Config) -> str:
+    """The unsubscribe URL of every digest, with placeholders for the recipient ("" when there is
+    none): the subscriber service's when `[server]` is configured, else `[digest] unsubscribe_url`.
+    The footer and `List-Unsubscribe` both come from here."""
+    if config.server.enabled:
+        return config.server.public_url + "unsubscribe/" + UNSUBSCRIBE_PLACEHOLDER
+    return config.digest.unsubscribe_url.replace("{email}", RECIPIENT_PLACEHOLDER)
+
+
+def preferences_link(config: Config) -> str:
+    """The "manage preferences" URL, with placeholders for the recipient ("" when there is none)."""
+    if config.server.enabled:
+        return config.server.public_url + "preferences/" + PREFERENCES_PLACEHOLDER
+    return config.digest.manage_url.replace("{email}", RECIPIENT_PLACEHOLDER)
 
 
 def articles_text(config: Config, count: int) -> str:
@@ -181,10 +200,8 @@ def build_context(digest: Digest, config: Config, *, web: bool, subject: str) ->
             "browser": with_utm(archive_url(config, period), config, period),
             "archive": archive_index_url(config),
             # The web copy is for everyone: no link of one subscriber's in it.
-            "unsubscribe": ""
-            if web
-            else config.digest.unsubscribe_url.replace("{email}", RECIPIENT_PLACEHOLDER),
-            "manage": "" if web else config.digest.manage_url.replace("{email}", RECIPIENT_PLACEHOLDER),
+            "unsubscribe": "" if web else unsubscribe_link(config),
+            "manage": "" if web else preferences_link(config),
         },
         "web": web,
         "t": t,

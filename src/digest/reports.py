@@ -64,7 +64,8 @@ class RunReport:
     sent: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (recipient, reply): final
     deferred: list[tuple[str, str]] = field(default_factory=list)  # 4xx until max_attempts: next run
-    cancelled: int = 0  # unsubscribed between a kill and the resume
+    cancelled: int = 0  # unsubscribed (or gone) before their message went out
+    suppressed: list[str] = field(default_factory=list)  # refused for good (5xx): no more mail to them
     left: int = 0  # not attempted because delivery stopped early
     stopped: str = ""  # why it stopped early ("" when it did not)
     warnings: list[str] = field(default_factory=list)
@@ -105,6 +106,12 @@ class RunReport:
             lines.append(f"{kind}: {recipient}: {error}")
         if len(problems) > _MAX_LISTED:
             lines.append(f"… and {len(problems) - _MAX_LISTED} more")
+        if self.suppressed:
+            n = len(self.suppressed)
+            lines.append(
+                f"suppressed: {n} {'address' if n == 1 else 'addresses'} refused for good; "
+                "nothing more is sent to them"
+            )
         if self.deferred:
             deferred = len(self.deferred)
             verb = "is" if deferred == 1 else "are"

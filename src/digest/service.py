@@ -162,4 +162,4 @@ class SubscriberService:
 
     def list_tokens(self, address: str) -> tuple[str, str]:
         """(unsubscribe, preferences) tokens for a digest to `address`: the same every time."""
-        return self.tokens.make("unsubscribe", address), self.tokens.make("preferences", address)
+        return self.tokens.list_links(address)

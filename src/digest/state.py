@@ -402,6 +402,16 @@ class State:
                 (status, attempts, error, _iso(now), digest_id, recipient),
             )
 
+    def find_delivery(self, *, token: str = "", message_id: str = "") -> tuple[str, str] | None:
+        """(recipient, period) of the delivery with this Message-ID, or whose Message-ID holds this
+        id (a bounce's VERP address); None when there is none."""
+        query = "SELECT d.recipient, g.period FROM deliveries d JOIN digests g ON g.id = d.digest_id WHERE "
+        if token:
+            row = self.db.execute(query + "d.message_id LIKE ?", (f"%.{token}@%",)).fetchone()
+        else:
+            row = self.db.execute(query + "d.message_id = ?", (message_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
     def finish_if_complete(self, digest_id: int, now: dt.datetime) -> bool:
         """Mark the digest `sent` when no delivery is left to make; True when it is (or already was)."""
         with self._recording():

@@ -54,7 +54,8 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX subscribers_status ON subscribers(status, updated);
     CREATE TABLE suppressions (
         address TEXT PRIMARY KEY,
-        reason TEXT NOT NULL CHECK (reason IN ('unsubscribe', 'hard-bounce', 'complaint')),
+        reason TEXT NOT NULL
+            CHECK (reason IN ('unsubscribe', 'hard-bounce', 'soft-bounces', 'complaint')),
         since TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT ''
     );
@@ -62,8 +63,9 @@ MIGRATIONS: dict[int, str] = {
         id INTEGER PRIMARY KEY,
         at TEXT NOT NULL,
         address TEXT NOT NULL,
-        event TEXT NOT NULL
-            CHECK (event IN ('subscribe-request', 'confirm', 'preferences', 'unsubscribe', 'import')),
+        event TEXT NOT NULL CHECK (
+            event IN ('subscribe-request', 'confirm', 'preferences', 'unsubscribe', 'import', 'remove')
+        ),
         ip TEXT NOT NULL DEFAULT '',
         user_agent TEXT NOT NULL DEFAULT '',
         source TEXT NOT NULL DEFAULT '',
@@ -71,28 +73,44 @@ MIGRATIONS: dict[int, str] = {
         details TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX consent_log_address ON consent_log(address, id);
+    -- The consent log is append-only: what was agreed to, and when, is never rewritten.
+    CREATE TRIGGER consent_log_no_update BEFORE UPDATE ON consent_log
+    BEGIN SELECT RAISE(ABORT, 'the consent log is append-only'); END;
+    CREATE TRIGGER consent_log_no_delete BEFORE DELETE ON consent_log
+    BEGIN SELECT RAISE(ABORT, 'the consent log is append-only'); END;
     CREATE TABLE rate_events (
         kind TEXT NOT NULL CHECK (kind IN ('mail', 'ip')),
         key TEXT NOT NULL,
         at TEXT NOT NULL
     );
     CREATE INDEX rate_events_key ON rate_events(kind, key, at);
+    -- One row per address, digest and kind: reading the same bounce twice counts once.
+    CREATE TABLE bounces (
+        address TEXT NOT NULL,
+        period TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
+        at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (address, period, kind)
+    ) WITHOUT ROWID;
     """,
 }
-# The consent log refuses UPDATE and DELETE. Triggers hold a ";" of their own, which `db.migrate` (one
-# statement per ";") cannot carry, so they are created, each whole, after the migrations.
-APPEND_ONLY = tuple(
-    f"CREATE TRIGGER IF NOT EXISTS consent_log_no_{verb.lower()} BEFORE {verb} ON consent_log "
-    "BEGIN SELECT RAISE(ABORT, 'the consent log is append-only'); END"
-    for verb in ("UPDATE", "DELETE")
-)
 
 Status = Literal["pending", "active", "unsubscribed"]
-Reason = Literal["unsubscribe", "hard-bounce", "complaint"]
+Reason = Literal["unsubscribe", "hard-bounce", "soft-bounces", "complaint"]
 LANGUAGES = ("zh-CN", "en")
 MAX_NAME = 100  # characters, after folding to one line
 MAX_FIELD = 256  # user agent, source, form version: clipped, never refused
-_METHOD_OF_REASON = {"unsubscribe": "", "hard-bounce": "bounce", "complaint": "complaint"}
+_METHOD_OF_REASON = {
+    "unsubscribe": "",
+    "hard-bounce": "bounce",
+    "soft-bounces": "bounce",
+    "complaint": "complaint",
+}
+# Soft bounces in this many of the last digests suppress an address…
+SOFT_BOUNCES = 3
+# …out of these last digests.
+SOFT_BOUNCE_DIGESTS = 5
 
 
 class AddressError(DigestError):
@@ -162,9 +180,6 @@ def migrate(db: sqlite3.Connection) -> None:
     """Bring the subscriber tables to `SCHEMA_VERSION` (each step in one transaction with its bump)."""
     try:
         migrate_schema(db, MIGRATIONS, table="subscriptions_meta", what="subscriber tables")
-        with transaction(db):
-            for statement in APPEND_ONLY:
-                db.execute(statement)
     except sqlite3.Error as exc:
         raise StateError(f"cannot migrate the subscriber tables: {exc}") from None
 
@@ -442,11 +457,11 @@ def suppressed_among(db: sqlite3.Connection, addresses: Iterable[str]) -> set[st
 
 
 def recipients(db: sqlite3.Connection) -> list[Subscriber]:
-    """Who gets the digest: active and not suppressed, oldest first."""
+    """Who gets the digest: active and not suppressed, oldest first (one import: in its order)."""
     rows = db.execute(
         "SELECT address, name, language, topics, status, created, confirmed FROM subscribers "
         "WHERE status = 'active' AND address NOT IN (SELECT address FROM suppressions) "
-        "ORDER BY created, address"
+        "ORDER BY created, rowid"
     ).fetchall()
     return [_subscriber(row) for row in rows]
 
@@ -518,6 +533,130 @@ def import_csv(db: sqlite3.Connection, text: str, where: str, now: dt.datetime) 
             else:
                 report.activated += 1
     return report
+
+
+@dataclass
+class SyncReport:
+    """What importing a configured list did (`sync_list`)."""
+
+    added: int = 0
+    kept: int = 0
+    removed: int = 0  # listed by the last import from this source, no longer listed
+    suppressed: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def sync_list(
+    db: sqlite3.Connection,
+    entries: Sequence[tuple[str, str, frozenset[str]]],
+    source: str,
+    now: dt.datetime,
+) -> SyncReport:
+    """Make the active subscribers from `source` (`[subscribers] file`, `list`) the `entries`
+    (address, name, topic keys), in one transaction: a new address becomes active; an active one is
+    kept as its subscriber left it; a suppressed one is skipped, whatever the list says; an address
+    this source listed before and lists no longer is removed (not suppressed: listing it again brings
+    it back). Addresses that came from elsewhere (a signup, `digest subscribers import`) are left alone."""
+    report = SyncReport()
+    wanted: set[str] = set()
+    with transaction(db):
+        for raw, name, topics in entries:
+            try:
+                address = normalise_address(raw)
+            except AddressError as exc:
+                report.problems.append(
+                    Problem(source, f"{raw!r} is not a valid email address: {exc}", None, "skipped")
+                )
+                continue
+            wanted.add(address)
+            if _suppression(db, address) is not None:
+                report.suppressed.append(address)
+                continue
+            current = _row(db, address)
+            if current is not None and current.status == "active":
+                report.kept += 1
+                continue
+            db.execute(
+                "INSERT INTO subscribers (address, name, topics, status, source, created, updated) "
+                "VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
+                "name = excluded.name, topics = excluded.topics, status = 'active', "
+                "source = excluded.source, updated = excluded.updated",
+                (address, clean_name(name), _json(sorted(topics)), _clip(source), _at(now), _at(now)),
+            )
+            _log(db, now, address, "import", source=source, details={"name": name, "topics": sorted(topics)})
+            report.added += 1
+        listed = db.execute(
+            "SELECT address FROM subscribers WHERE source = ? AND status = 'active'", (_clip(source),)
+        ).fetchall()
+        for (address,) in listed:
+            if address not in wanted:
+                db.execute("DELETE FROM subscribers WHERE address = ?", (address,))
+                _log(db, now, address, "remove", source=source, method="no longer listed")
+                report.removed += 1
+    return report
+
+
+def why_not_send(db: sqlite3.Connection, address: str) -> str | None:
+    """None when `address` is to get mail now (active, not suppressed), else why not: what a running
+    send asks right before each message, so an unsubscribe during the send skips everyone not yet sent."""
+    try:
+        key = normalise_address(address)
+    except AddressError:
+        key = address.strip().lower()
+    suppressed = _suppression(db, key)
+    if suppressed is not None:
+        return f"suppressed ({suppressed[0]})"
+    row = db.execute("SELECT status FROM subscribers WHERE address = ?", (key,)).fetchone()
+    if row is None or row[0] != "active":
+        return "no longer subscribed"
+    return None
+
+
+def listing(db: sqlite3.Connection) -> list[tuple[str, str, frozenset[str], str]]:
+    """(address, status, topic keys, suppression reason or "") of every subscriber and every suppressed
+    address, by address."""
+    rows = db.execute(
+        "SELECT s.address, s.status, s.topics, coalesce(p.reason, '') FROM subscribers s "
+        "LEFT JOIN suppressions p USING (address) "
+        "UNION ALL SELECT p.address, 'unsubscribed', '[]', p.reason FROM suppressions p "
+        "WHERE p.address NOT IN (SELECT address FROM subscribers) ORDER BY 1"
+    )
+    return [(a, status, frozenset(json.loads(topics)), reason) for a, status, topics, reason in rows]
+
+
+BounceKind = Literal["hard", "soft"]
+
+
+def record_bounce(
+    db: sqlite3.Connection,
+    address: str,
+    period: str,
+    kind: BounceKind,
+    detail: str,
+    now: dt.datetime,
+    recent: Sequence[str],
+) -> Reason | None:
+    """Record that the digest of `period` bounced for `address`; the suppression it caused, if any.
+
+    A hard bounce suppresses at once; soft bounces suppress once the address bounced in `SOFT_BOUNCES`
+    of the `recent` digests' periods (the last `SOFT_BOUNCE_DIGESTS`). The same report read twice counts
+    once."""
+    with transaction(db):
+        db.execute(
+            "INSERT OR IGNORE INTO bounces VALUES (?, ?, ?, ?, ?)",
+            (address, period, kind, _at(now), _clip(detail, 1000)),
+        )
+        if kind == "soft":
+            windows = list(recent)[-SOFT_BOUNCE_DIGESTS:]
+            marks = ",".join("?" * len(windows)) or "NULL"
+            row = db.execute(
+                f"SELECT count(DISTINCT period) FROM bounces WHERE address = ? AND period IN ({marks})",  # noqa: S608
+                (address, *windows),
+            ).fetchone()
+            if int(row[0]) < SOFT_BOUNCES:
+                return None
+    reason: Reason = "hard-bounce" if kind == "hard" else "soft-bounces"
+    return reason if suppress(db, address, reason, now, detail=detail) else None
 
 
 SUBSCRIBER_COLUMNS = ("email", "name", "topics", "language", "status", "created", "confirmed", "suppressed")

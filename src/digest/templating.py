@@ -26,7 +26,7 @@ from premailer import Premailer
 from .config import Config
 from .errors import DigestError
 from .jinja import sandboxed_environment, template_error
-from .present import archive_index_context, build_context
+from .present import archive_index_context, build_context, unsubscribe_link
 from .selection import Digest, move_oldest_to_overflow
 from .text import one_line
 
@@ -88,8 +88,8 @@ def render_digest(digest: Digest, config: Config, *, web: bool = False) -> Rende
         log.warning(message)
         warnings.append(message)
     warnings.extend(f"relative link in the digest: {url}" for url in relative_links(html))
-    if not web and not config.digest.unsubscribe_url:
-        warnings.append("no unsubscribe link: set [digest] unsubscribe_url")
+    if not web and not unsubscribe_link(config):
+        warnings.append("no unsubscribe link: set [server] public_url or [digest] unsubscribe_url")
     return RenderedDigest(
         subject=subject_line(config, digest.period),
         html=html,

@@ -120,6 +120,10 @@ class Tokens:
             issued = _millis(now)
         return self._serializers[purpose].dumps([purpose, address, issued, ref])
 
+    def list_links(self, address: str) -> tuple[str, str]:
+        """(unsubscribe, preferences) tokens for a digest to `address`: the same every time."""
+        return self.make("unsubscribe", address), self.make("preferences", address)
+
     def read(self, token: str, purpose: Purpose, *, now: dt.datetime) -> Token:
         """The verified token, or `InvalidToken`/`ExpiredToken`; nothing about a bad token is trusted."""
         if not token or len(token) > MAX_TOKEN_LENGTH:

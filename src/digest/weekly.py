@@ -10,12 +10,14 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
 from .delivery import Outcome, RefusalWatch, Transport, UnknownOutcome
 from .errors import DeliveryError, DigestError, OutputError, Problem
-from .message import build_message, make_message_id
+from .message import NO_TOKENS, LinkTokens, build_message, make_message_id
 from .output import safe_join, write_atomic
 from .reports import RunReport
 from .selection import Digest, for_topics
@@ -125,6 +127,37 @@ def write_web_copy(
             return
 
 
+def _send_everyone(address: str) -> str | None:
+    return None
+
+
+def _no_tokens(address: str) -> LinkTokens:
+    return NO_TOKENS
+
+
+def _suppress_nobody(address: str, error: str) -> bool:
+    return False
+
+
+def _no_return_path(message_id: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Audience:
+    """What the courier asks about each recipient (`audience.py` answers from the subscriber store)."""
+
+    # Why not to send to this address now (unsubscribed, suppressed, gone), or None: asked right
+    # before each message, so an unsubscribe during a running send skips everyone not yet sent.
+    why_not: Callable[[str], str | None] = _send_everyone
+    # The recipient's signed tokens for the subscriber service's links.
+    tokens: Callable[[str], LinkTokens] = _no_tokens
+    # A permanent (5xx) refusal of this address: True when it was suppressed for it.
+    refused: Callable[[str, str], bool] = _suppress_nobody
+    # The envelope sender (MAIL FROM) for the message with this Message-ID (VERP), else None.
+    return_path: Callable[[str], str | None] = _no_return_path
+
+
 class Courier:
     """Delivers recorded digests over one transport (opened on first use) and records every outcome."""
 
@@ -137,13 +170,15 @@ class Courier:
         transport: Transport,
         sender: str,
         stop: threading.Event,
+        audience: Audience | None = None,
     ) -> None:
         self.config, self.state, self.report, self.now = config, state, report, now
         self.transport, self.sender, self.stop = transport, sender, stop
         self.watch = RefusalWatch(transport.description)
+        self.audience = audience or Audience()
 
     def deliver(self, record: DigestRecord, subscribers: SubscriberList) -> None:
-        state, report = self.state, self.report
+        state, report, audience = self.state, self.report, self.audience
         renders = {variant: _rendered(parts) for variant, parts in state.renders(record.id).items()}
         # The list as it is now: a name corrected since the digest was recorded applies to whoever is
         # not yet sent.
@@ -155,33 +190,31 @@ class Courier:
             if self.stop.is_set():
                 report.stopped, report.left = "asked to stop", report.left + len(todo) - index
                 break
-            subscriber = current.get(delivery.recipient.casefold())
-            if subscriber is None:
+            reason = audience.why_not(delivery.recipient)
+            if reason is not None:
                 state.record_delivery(
-                    record.id,
-                    delivery.recipient,
-                    "cancelled",
-                    attempts=0,
-                    error="no longer subscribed",
-                    now=self.now,
+                    record.id, delivery.recipient, "cancelled", attempts=0, error=reason, now=self.now
                 )
                 report.cancelled += 1
                 continue
+            subscriber = current.get(delivery.recipient.casefold())
             try:
                 data = build_message(
                     renders[delivery.variant],
                     self.config,
                     to=delivery.recipient,
-                    to_name=subscriber.name,
+                    to_name=subscriber.name if subscriber is not None else delivery.name,
                     message_id=delivery.message_id,
                     date=record.cutoff,
+                    tokens=audience.tokens(delivery.recipient),
                 )
             except DigestError as exc:  # this recipient's message can't be written: only theirs fails
                 self._record(record, delivery.recipient, Outcome("failed", 0, str(exc)))
                 continue
+            sender = audience.return_path(delivery.message_id) or self.sender
             try:
                 outcome = self.transport.send(
-                    self.sender, delivery.recipient, data, key=f"{record.period}--{delivery.recipient}"
+                    sender, delivery.recipient, data, key=f"{record.period}--{delivery.recipient}"
                 )
             except UnknownOutcome as exc:  # maybe accepted: recorded so, never sent again in this run
                 outcome, reason = exc.settle(delivery.last_error)
@@ -215,6 +248,8 @@ class Courier:
             self.report.sent += 1
         elif outcome.status == "failed":
             self.report.failed.append((recipient, outcome.error))
+            if self.audience.refused(recipient, outcome.error):
+                self.report.suppressed.append(recipient)
         else:
             self.report.deferred.append((recipient, outcome.error))
 
