@@ -220,5 +220,94 @@ def schedule(ctx: click.Context) -> None:
     scheduler.serve(config)
 
 
+@main.command(short_help="Serve the subscriber pages ([server]).")
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Serve the subscriber pages (subscribe, confirm, preferences, one-click unsubscribe) on waitress
+    at [server] host and port until stopped; the signing keys come from [server] secret_env."""
+    from . import jobs
+
+    config = _config(ctx)
+    jobs.serve(config, lambda: dt.datetime.now(dt.UTC))
+
+
+@main.group(cls=_Commands, short_help="The subscribers in the state database.")
+def subscribers() -> None:
+    """The subscribers, the suppression list and the consent log, in the state database."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@NOW_OPTION
+@click.pass_context
+def import_subscribers(ctx: click.Context, file: Path, now: dt.datetime | None) -> None:
+    """Add the subscribers of FILE (CSV: email,name,topics) as confirmed; a suppressed address is
+    skipped, an active one keeps what it chose. Exit 3 when a row was skipped."""
+    from . import jobs
+
+    config = _config(ctx)
+    report = jobs.import_subscribers(config, file, _resolve_now(now, config))
+    _report_problems(report.problems)
+    click.echo(
+        f"imported {file}: {report.added} added, {report.activated} activated, {report.kept} kept, "
+        f"{len(report.suppressed)} suppressed (not brought back)"
+    )
+    ctx.exit(exits.CONTENT_ERRORS if report.problems else exits.OK)
+
+
+@subscribers.command("export")
+@click.option("--consent", is_flag=True, help="The consent log instead: every request, confirmation, change.")
+@click.pass_context
+def export_subscribers(ctx: click.Context, consent: bool) -> None:
+    """Write every subscriber and suppressed address (or the consent log) as CSV to stdout."""
+    from . import jobs
+
+    click.echo(jobs.export_subscribers(_config(ctx), consent=consent), nl=False)
+
+
+@subscribers.command("list")
+@click.pass_context
+def list_subscribers(ctx: click.Context) -> None:
+    """One line per address: its status (active, pending, unsubscribed; suppressed and why) and topics."""
+    from . import jobs
+
+    for address, status, topics, reason in jobs.list_subscribers(_config(ctx)):
+        shown = f"suppressed ({reason})" if reason else status
+        click.echo(f"{address}  {shown}  {'; '.join(sorted(topics)) or 'all topics'}")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@NOW_OPTION
+@click.pass_context
+def remove_subscriber(ctx: click.Context, address: str, now: dt.datetime | None) -> None:
+    """Unsubscribe ADDRESS for good: it is suppressed, and no import brings it back."""
+    from . import jobs
+
+    config = _config(ctx)
+    key, removed = jobs.remove_subscriber(config, address, _resolve_now(now, config))
+    click.echo(f"removed {key}: no more mail goes to it" if removed else f"{key} was already suppressed")
+
+
+@main.command(short_help="Suppress the addresses that bounce (mbox or Maildir).")
+@click.argument("path", type=click.Path(path_type=Path))
+@NOW_OPTION
+@click.pass_context
+def bounces(ctx: click.Context, path: Path, now: dt.datetime | None) -> None:
+    """Read the bounce reports in PATH (an mbox file or a Maildir folder): a hard bounce suppresses
+    its address, and so do soft bounces in 3 of the last 5 digests."""
+    from . import jobs
+
+    config = _config(ctx)
+    summary = jobs.read_bounces(config, path, _resolve_now(now, config))
+    _report_problems(summary.unmatched)
+    click.echo(
+        f"read {count(summary.read, 'report')}: {count(summary.hard, 'hard bounce')}, "
+        f"{count(summary.soft, 'soft bounce')}"
+    )
+    for address, reason in summary.suppressed:
+        click.echo(f"suppressed: {address} ({reason})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
