@@ -204,3 +204,48 @@ def test_output_folders_that_overlap_are_config_errors(
 def test_the_default_archive_inside_the_feeds_folder_is_fine(site: Site) -> None:
     config = load_config(site.config_path)
     assert config.digest.archive_dir == config.feeds.dir / "digests"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        (
+            '[server]\npublic_url = "http://example.com/newsletter/"',
+            "server.public_url",
+            "must be an https URL",
+        ),
+        ('[server]\npublic_url = "https://example.com/newsletter"', "server.public_url", "ending in /"),
+        ('[server]\npublic_url = "https://example.com/n/?x=1"', "server.public_url", "must be an https URL"),
+        ("[server]\nport = 70000", "server.port", "between 1 and 65535"),
+        ("[server]\nthreads = 0", "server.threads", "between 1 and 64"),
+        ('[server]\nsecret_env = "my secret"', "server.secret_env", "must name an environment variable"),
+        ("[server]\nhost = 8025", "server.host", "must be a string"),
+        ("[subscribers]\nmails_per_day = 0", "subscribers.mails_per_day", "at least 1"),
+        (
+            '[subscribers]\nreturn_path = "bounces@example.com"',
+            "subscribers.return_path",
+            "holding {id} once",
+        ),
+        (
+            '[subscribers]\nreturn_path = "b+{id}{x}@example.com"',
+            "subscribers.return_path",
+            "unknown placeholder",
+        ),
+    ],
+)
+def test_server_and_subscriber_keys_are_validated_naming_the_key(
+    site: Site, extra: str, key: str, message: str
+) -> None:
+    site.write_config(extra)
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert caught.value.key == key
+    assert message in str(caught.value) and str(site.config_path.name) in str(caught.value)
+
+
+def test_a_loopback_service_may_be_http(site: Site) -> None:
+    site.write_config('[server]\npublic_url = "http://127.0.0.1:8025/"\nsecret_env = "KEYS"')
+    server = load_config(site.config_path).server
+    assert (server.enabled, server.public_url, server.secret_env) == (True, "http://127.0.0.1:8025/", "KEYS")
+    site.write_config("")
+    assert not load_config(site.config_path).server.enabled  # off until public_url is set

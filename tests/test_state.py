@@ -311,3 +311,30 @@ def test_stable_entry_ids_for_many_articles_in_one_transaction(state: State) -> 
     assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
     changed = {path: (f"new-{path}", NOW) for path in candidates}
     assert state.stable_entry_ids(changed) == {path: entry_id for path, (entry_id, _) in candidates.items()}
+
+
+def test_a_migration_holds_whole_statements_triggers_and_literal_semicolons(tmp_path: Path) -> None:
+    """db.migrate runs each statement whole (sqlite3.complete_statement), so a trigger's body and a ';'
+    in a string literal stay in one statement."""
+    import sqlite3
+
+    from digest.db import migrate as migrate_schema
+    from digest.db import open_database, statements
+
+    script = """
+    CREATE TABLE log (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+    CREATE TRIGGER log_no_update BEFORE UPDATE ON log
+    BEGIN SELECT RAISE(ABORT, 'append-only; never rewritten'); END;
+    INSERT INTO log (text) VALUES ('a; b');
+    """
+    assert len(statements(script)) == 3
+    db = open_database(tmp_path / "x.sqlite3")
+    try:
+        migrate_schema(db, {1: script}, table="x_meta")
+        assert db.execute("SELECT text FROM log").fetchall() == [("a; b",)]
+        with pytest.raises(sqlite3.IntegrityError, match="append-only; never rewritten"):
+            db.execute("UPDATE log SET text = 'c'")
+    finally:
+        db.close()
+    with pytest.raises(StateError, match="an unfinished SQL statement"):
+        statements("CREATE TRIGGER t BEFORE UPDATE ON log BEGIN SELECT 1;")
