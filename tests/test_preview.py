@@ -197,6 +197,36 @@ def test_server_refuses_other_host_names(server: PreviewServer) -> None:
     assert get(server, "/version", host=f"localhost:{port}")[0] == 200
 
 
+def test_800_stalled_connections_cost_no_thread_and_200_clients_at_once_are_all_answered(
+    server: PreviewServer,
+) -> None:
+    """Slowloris (issue 10): each connection sends half a request line and stalls. On waitress they hold
+    no worker thread (the pool stays 4), and 200 clients at once, beside them, all get the page."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    address, port = server.server_address[:2]
+    before = threading.active_count()
+    stalled = []
+    try:
+        for _ in range(800):
+            sock = socket.create_connection((str(address), port), timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            stalled.append(sock)
+        assert get(server, "/version") == (200, "1\n")
+        assert threading.active_count() - before <= 4  # the bounded pool, not a thread per connection
+
+        def client(_: int) -> int:
+            return get(server, "/")[0]
+
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            answers = list(pool.map(client, range(200)))
+        assert answers == [200] * 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 def test_server_re_renders_after_a_template_or_article_change(server: PreviewServer, site: Site) -> None:
     template = site.root / "tpl" / "digest.html.j2"
     template.write_text(

@@ -3,8 +3,9 @@
 `write_preview` writes its HTML to a file. `serve` shows it on a local web server: the editor's warnings
 in a panel above the email (outside it, so the email itself is exactly what subscribers get), the email
 in a sandboxed frame, and a poll thread that re-renders whenever an article, a template or the config
-changes; the page asks `/version` every second and reloads itself when it moved. The server answers
-two fixed paths (`/` and `/version`) and nothing else: it never serves a file from disk.
+changes; the page asks `/version` every second and reloads itself when it moved. The server (Flask on
+waitress, like the subscriber pages: `web.create_preview_app`) answers two fixed paths (`/` and
+`/version`) and nothing else: it never serves a file from disk.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from . import jobs
 from .config import Config, load_config
@@ -31,11 +29,14 @@ from .message import fill_recipient
 from .output import write_atomic
 from .selection import Digest, period_of
 from .templating import RenderedDigest, kb, render_digest
+from .web import Server, bind, create_preview_app
 
 log = logging.getLogger(__name__)
 
 # Whose address fills the per-recipient links in the preview.
 PREVIEW_RECIPIENT = "subscriber@example.com"
+# …and the subscriber service's links ([server]): a token that is none, so the links stay visibly samples.
+PREVIEW_TOKENS = ("preview", "preview")
 GMAIL_CLIP_BYTES = 102_000
 # The size line is a warning past this share of `[digest] max_bytes` (below it, information).
 NEAR_BUDGET = 0.9
@@ -118,7 +119,7 @@ def build_preview(config: Config, now: dt.datetime) -> Preview:
         warnings.insert(0, f"{size}: over {NEAR_BUDGET:.0%} of the budget")
     else:
         notes.append(size)
-    html = fill_recipient(rendered.html, PREVIEW_RECIPIENT)
+    html = fill_recipient(rendered.html, PREVIEW_RECIPIENT, PREVIEW_TOKENS)
     return Preview(html, period, tuple(notes), tuple(dict.fromkeys(warnings)), notice)
 
 
@@ -267,10 +268,10 @@ def _stats(path: Path) -> Iterator[tuple[str, int, int]]:
             yield (os.path.join(folder, name), stat.st_mtime_ns, stat.st_size)
 
 
-class PreviewServer(ThreadingHTTPServer):
-    """The preview on `host:port` (port 0 picks a free one); `url` says where."""
-
-    daemon_threads = True
+class PreviewServer:
+    """The preview on `host:port` (port 0 picks a free one), on the subscriber pages' stack (Flask on
+    waitress: a bounded pool, idle connections timed out); `url` says where. `serve_forever` serves
+    until `shutdown` (from any thread); `server_close` then ends the watcher and the workers."""
 
     def __init__(
         self,
@@ -287,7 +288,9 @@ class PreviewServer(ThreadingHTTPServer):
         self.preview.refresh()
         self.poll_interval = poll_interval
         self._stopping = threading.Event()
-        super().__init__((host, port), _Handler)
+        app = create_preview_app(self._current, self.allowed_hosts)
+        self._server = Server(app, bind(host, port))
+        self.server_address = self._server.address
         self._watcher = threading.Thread(target=self._watch, name="digest-preview-watch", daemon=True)
         self._watcher.start()
 
@@ -295,6 +298,11 @@ class PreviewServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}/"
+
+    def _current(self) -> tuple[bytes, int, str]:
+        preview = self.preview
+        with preview.lock:
+            return preview.page, preview.version, preview.nonce
 
     def allowed_hosts(self) -> set[str]:
         """Host headers we answer: our own address only (a rebinding DNS name must not reach drafts)."""
@@ -311,67 +319,17 @@ class PreviewServer(ThreadingHTTPServer):
                 seen = current
                 self.preview.refresh()
 
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def shutdown(self) -> None:
+        self._server.stop()
+
     def server_close(self) -> None:
         self._stopping.set()
-        super().server_close()
+        self._server.close()
         if self._watcher.is_alive() and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=5)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: PreviewServer
-    server_version = "digest-preview"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _answer(self, send_body: bool) -> None:
-        host = self.headers.get("Host")
-        if host is not None and host.lower() not in self.server.allowed_hosts():
-            self._send(HTTPStatus.MISDIRECTED_REQUEST, b"unknown host\n", "text/plain", send_body)
-            return
-        path = urlsplit(self.path).path
-        if path not in ("/", "/version"):
-            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain", send_body)
-            return
-        preview = self.server.preview
-        with preview.lock:
-            page, version, nonce = preview.page, preview.version, preview.nonce
-        if path == "/version":
-            self._send(HTTPStatus.OK, f"{version}\n".encode(), "text/plain", send_body)
-            return
-        csp = (
-            "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
-            f"script-src 'nonce-{nonce}'; connect-src 'self'; frame-src 'self'; base-uri 'none'; "
-            "form-action 'none'"
-        )
-        self._send(HTTPStatus.OK, page, "text/html", send_body, {"Content-Security-Policy": csp})
-
-    def _send(
-        self,
-        status: HTTPStatus,
-        body: bytes,
-        content_type: str,
-        send_body: bool,
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("preview %s - %s", self.address_string(), format % args)
 
 
 def serve(
@@ -395,7 +353,7 @@ def serve(
             on_ready(server)
         else:
             print(f"Previewing the next digest at {server.url} (Ctrl-C to stop)", file=sys.stderr)
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:

@@ -498,39 +498,109 @@ def create_app(
     return app
 
 
+# ---------------------------------------------------------------- the editors' preview
+
+PreviewPage = Callable[[], tuple[bytes, int, str]]  # (the page, its version, its script nonce)
+
+
+def preview_csp(nonce: str) -> str:
+    """The preview page's policy: its one script by nonce, the email in a same-origin frame."""
+    return (
+        "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+        f"script-src 'nonce-{nonce}'; connect-src 'self'; frame-src 'self'; base-uri 'none'; "
+        "form-action 'none'"
+    )
+
+
+def create_preview_app(current: PreviewPage, allowed_hosts: Callable[[], set[str]]) -> Flask:
+    """The editors' preview: `/` (the page `current` gives) and `/version` (for the page's reload
+    script), nothing else, and only to a Host header naming this machine (a rebinding DNS name must not
+    reach drafts). The page itself is rendered by `preview.py` from its templates."""
+    app = Flask("digest.preview", static_folder=None, template_folder=None)
+
+    def plain(text: str, status: int) -> Response:
+        return Response(text, status=status, mimetype="text/plain")
+
+    @app.before_request
+    def known_host() -> Response | None:
+        host = request.environ.get("HTTP_HOST")
+        if host is not None and host.lower() not in allowed_hosts():
+            return plain("unknown host\n", 421)
+        return None
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        if error.code == 404:
+            return plain("not found\n", 404)
+        return plain(f"{error.code} {error.name}\n", error.code or 500)
+
+    @app.get("/")
+    def page() -> Response:
+        body, _, nonce = current()
+        response = Response(body, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = preview_csp(nonce)
+        return response
+
+    @app.get("/version")
+    def version() -> Response:
+        return plain(f"{current()[1]}\n", 200)
+
+    return app
+
+
 # ---------------------------------------------------------------- serving
+
+# waitress' limits for both apps: an idle or stalled connection (slowloris) is closed after
+# `channel_timeout` seconds and costs no worker thread meanwhile (the pool is bounded: `threads`);
+# poll() rather than select(), so more than 1,024 sockets are no error.
+SERVER_LIMITS: dict[str, Any] = {
+    "channel_timeout": 30,
+    "cleanup_interval": 5,
+    "connection_limit": 1000,
+    "asyncore_use_poll": True,
+    "ident": "digest",
+}
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 4) -> None:
     """Run the app on waitress until interrupted (what `digest serve` calls)."""
-    waitress.serve(app, host=host, port=port, threads=threads, ident="digest")
+    waitress.serve(app, host=host, port=port, threads=threads, **SERVER_LIMITS)
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket (port 0: a free one), so the app can be told its URL before it serves."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-class BackgroundServer:
-    """waitress serving `app` on `sock` from a thread of this process; `stop` ends it and its threads."""
+class Server:
+    """waitress serving `app` on `sock`: `run` in the calling thread until `stop` (from any thread)."""
 
     def __init__(self, app: Flask, sock: socket.socket, threads: int = 4) -> None:
         self._server: Any = waitress.server.create_server(
-            app, sockets=[sock], threads=threads, ident="digest"
+            app, sockets=[sock], threads=threads, **SERVER_LIMITS
         )
-        self.port = int(sock.getsockname()[1])
-        self._thread = threading.Thread(target=self._server.run, name="digest-web", daemon=True)
+        self.address: tuple[str, int] = sock.getsockname()[:2]
+        self.port = int(self.address[1])
 
-    def start(self) -> BackgroundServer:
-        self._thread.start()
-        return self
+    def run(self) -> None:
+        self._server.run()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        # Closing the sockets from the loop's own thread lets `run` return; then the workers stop.
+    def stop(self) -> None:
+        """Make `run` return (the sockets close from the loop's own thread), then end the workers."""
         server = self._server
         try:
             server.trigger.pull_trigger(lambda: server.asyncore.close_all(server._map))
@@ -539,5 +609,24 @@ class BackgroundServer:
             # thunk already ran and closed the pipe. Anything else is a real error.
             if not server.trigger._closed:
                 raise
-        self._thread.join(timeout)
+
+    def close(self) -> None:
         self._server.task_dispatcher.shutdown()
+
+
+class BackgroundServer:
+    """waitress serving `app` on `sock` from a thread of this process; `stop` ends it and its threads."""
+
+    def __init__(self, app: Flask, sock: socket.socket, threads: int = 4) -> None:
+        self._server = Server(app, sock, threads)
+        self.port = self._server.port
+        self._thread = threading.Thread(target=self._server.run, name="digest-web", daemon=True)
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.stop()
+        self._thread.join(timeout)
+        self._server.close()
