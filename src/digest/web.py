@@ -28,6 +28,7 @@ import functools
 import hashlib
 import logging
 import queue
+import signal
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -569,8 +570,20 @@ SERVER_LIMITS: dict[str, Any] = {
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 4) -> None:
-    """Run the app on waitress until interrupted (what `digest serve` calls)."""
-    waitress.serve(app, host=host, port=port, threads=threads, **SERVER_LIMITS)
+    """Run the app on waitress until SIGTERM or Ctrl-C (what `digest serve` calls), then send the
+    confirmation mails still queued and return: `systemctl stop` ends it cleanly."""
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, **SERVER_LIMITS)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        mailer = app.extensions.get("digest_mailer")
+        if isinstance(mailer, Mailer):
+            mailer.close()
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # waitress' loop catches it and shuts its workers down
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

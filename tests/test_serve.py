@@ -1,0 +1,97 @@
+"""`digest serve` as a user runs it: the command in its own process, on [server] host and port, a real
+HTTP client, the confirmation mail in the configured delivery (the outbox), and SIGTERM ending it."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+from click.testing import CliRunner
+
+from digest.cli import main
+
+from conftest import Site, article_text
+
+KEY = "serve-key-" + "s" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def request(port: int, method: str, path: str, body: str = "") -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
+        connection.request(method, path, body or None, headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8")
+    finally:
+        connection.close()
+
+
+def test_digest_serve_answers_mails_the_confirmation_through_the_outbox_and_stops_on_sigterm(
+    site: Site,
+) -> None:
+    port = free_port()
+    site.write_config(
+        f'[server]\npublic_url = "http://127.0.0.1:{port}/"\nport = {port}\n'
+        'secret_env = "DIGEST_SERVE_KEYS"\n'
+    )
+    site.add("a.md", article_text("Alpha", "2025-06-25T10:00:00+08:00", main_topics=["AI", "芯片"]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "--config", str(site.config_path), "serve"],
+        env={**os.environ, "DIGEST_SERVE_KEYS": KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, page = request(port, "GET", "/subscribe")
+                break
+            except OSError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "digest serve did not start"
+                time.sleep(0.1)
+        assert status == 200
+        assert 'value="AI"' in page and 'value="芯片"' in page  # the site's topics
+        status, _ = request(port, "POST", "/subscribe", urlencode({"email": "reader@example.com"}))
+        assert status == 200
+        outbox = site.root / "outbox"
+        while not list(outbox.glob("confirm--*.eml")):
+            assert time.monotonic() < deadline, "no confirmation mail in the outbox"
+            time.sleep(0.05)
+        [mail] = outbox.glob("confirm--*.eml")
+        data = mail.read_bytes()
+        assert b"To: reader@example.com\r\n" in data and f"http://127.0.0.1:{port}/confirm/".encode() in data
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+    assert code == 0
+
+
+def test_digest_serve_without_a_server_table_or_a_key_is_one_error_line(site: Site) -> None:
+    result = CliRunner().invoke(main, ["--config", str(site.config_path), "serve"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: {site.config_path}: the subscriber service is off: [server] public_url "
+        'is not set (e.g. public_url = "https://example.com/newsletter/")\n'
+    )
+    site.write_config('[server]\npublic_url = "https://example.com/n/"\nsecret_env = "DIGEST_NO_SUCH_KEYS"\n')
+    result = CliRunner().invoke(
+        main, ["--config", str(site.config_path), "serve"], env={"DIGEST_NO_SUCH_KEYS": ""}
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {site.config_path}: the environment variable DIGEST_NO_SUCH_KEYS holding the signing key"
+    )
