@@ -95,3 +95,21 @@ def test_digest_serve_without_a_server_table_or_a_key_is_one_error_line(site: Si
     assert result.stderr.startswith(
         f"Error: {site.config_path}: the environment variable DIGEST_NO_SUCH_KEYS holding the signing key"
     )
+
+
+def test_check_says_when_run_and_serve_would_lack_the_signing_key(site: Site) -> None:
+    site.add("a.md", article_text("Alpha", "2025-06-25T10:00:00+08:00"))
+    site.write_config('[server]\npublic_url = "https://example.com/n/"\nsecret_env = "DIGEST_NO_SUCH_KEYS"\n')
+    result = CliRunner().invoke(
+        main, ["--config", str(site.config_path), "check"], env={"DIGEST_NO_SUCH_KEYS": ""}
+    )
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{site.config_path}: the environment variable DIGEST_NO_SUCH_KEYS holding the signing key "
+        "is not set (export DIGEST_NO_SUCH_KEYS="
+        "$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))'))"
+    ]
+    result = CliRunner().invoke(
+        main, ["--config", str(site.config_path), "check"], env={"DIGEST_NO_SUCH_KEYS": KEY}
+    )
+    assert (result.exit_code, result.stdout.splitlines()[0]) == (0, "config and articles OK")

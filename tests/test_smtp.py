@@ -119,6 +119,52 @@ def test_a_4xx_is_retried_and_a_5xx_is_recorded_not_retried(site: Site, server: 
     assert server.handler.attempts["li@example.org"] == 1
 
 
+def test_a_refusal_of_the_address_suppresses_it_one_of_the_message_does_not(
+    site: Site, server: SmtpServer
+) -> None:
+    """550 5.1.1 (no such user) is about the address: no digest goes to it again, whatever the list
+    says. 554 5.7.1 (refused as spam) is about this message: the next digest still goes."""
+    make_site(site, server)
+    server.handler.reply_rcpt("li@example.org", "550 5.1.1 no such user")
+    server.handler.reply_data("wang@example.com", "554 5.7.1 message refused as spam")
+    code, lines = run(site)
+    assert code == 4
+    assert lines[-1] == "suppressed: 1 address refused for good; nothing more is sent to them"
+    site.add("next.md", article_text("Next week", "2025-07-02T09:00:00+08:00", main_topics=["Policy"]))
+    code, lines = run(site, NOW + dt.timedelta(days=7))
+    assert code == 0
+    assert server.handler.attempts["li@example.org"] == 1  # never tried again
+    week28 = {
+        rcpt for item in server.received if "W28" in str(item.message["Subject"]) for rcpt in item.rcpt_tos
+    }
+    assert week28 == {"zhang@example.com", "wang@example.com"}
+    result = CliRunner().invoke(main, ["--config", str(site.root / "config.toml"), "subscribers", "list"])
+    assert "li@example.org  suppressed (hard-bounce)  " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent"),
+    [
+        ("550 5.1.1 no such user", True),
+        ("550 5.1.10 recipient address rejected", True),
+        ("551 5.1.6 user has moved", True),
+        ("552 5.2.1 mailbox disabled", True),
+        ("550 no such mailbox", True),
+        ("553 mailbox name not allowed", True),
+        ("552 5.2.2 mailbox full", False),
+        ("554 5.7.1 refused as spam", False),
+        ("552 5.3.4 message too big", False),
+        ("554 transaction failed", False),
+        ("451 4.7.1 greylisted", False),
+        ("", False),
+    ],
+)
+def test_which_refusals_are_about_the_address(reply: str, permanent: bool) -> None:
+    from digest.bounces import is_permanent_refusal
+
+    assert is_permanent_refusal(reply) is permanent
+
+
 def test_a_recipient_deferred_by_4xx_is_retried_by_the_next_run(site: Site, server: SmtpServer) -> None:
     make_site(site, server, max_attempts=2)
     server.handler.reply_rcpt("wang@example.com", "452 4.2.2 mailbox full", times=2)

@@ -6,6 +6,7 @@ subscriber pages' app, the subscriber commands and bounce reports. Like `weekly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.policy
 import hashlib
@@ -207,7 +208,10 @@ def subscriber_app(
             hint='e.g. public_url = "https://example.com/newsletter/"',
         )
     tokens = signing_keys(config, environ)
-    State.open(config.state.path).close()  # created and migrated once, before any thread opens it
+    with contextlib.closing(State.open(config.state.path)) as state:
+        # Migrated once, before any thread opens it; signups never confirmed are forgotten.
+        store.migrate(state.db)
+        store.purge(state.db, now())
     section = config.subscribers
     limits = store.Limits(
         mail_interval=dt.timedelta(seconds=section.mail_interval),

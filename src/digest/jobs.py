@@ -326,6 +326,13 @@ def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
         problems.extend(plan_feeds(collection.articles, config).problems)  # every topic, published or not
     except OutputError as exc:
         problems.append(Problem.from_error(exc, str(config.path)))
+    if config.server.enabled:
+        from .audience import signing_keys
+
+        try:
+            signing_keys(config)  # `run` signs each recipient's links; `serve` checks every token
+        except DigestError as exc:
+            problems.append(Problem.from_error(exc, str(config.path)))
     if config.subscribers.file is not None or config.subscribers.list:
         try:
             envelope_sender(config)  # `run` needs an address in [digest] from to send anything
