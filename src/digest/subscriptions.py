@@ -435,7 +435,9 @@ def update_preferences(
         if not changes:
             return "unchanged"
         db.execute(
-            "UPDATE subscribers SET name = ?, language = ?, topics = ?, updated = ? WHERE address = ?",
+            # The subscriber's own choice from now on: a configured list no longer overwrites it.
+            "UPDATE subscribers SET name = ?, language = ?, topics = ?, source = 'preferences', updated = ? "
+            "WHERE address = ?",
             (wanted["name"], wanted["language"], _json(wanted["topics"]), _at(now), address),
         )
         _log(db, now, address, "preferences", ip=ip, details=changes)
@@ -553,7 +555,8 @@ def sync_list(
     now: dt.datetime,
 ) -> SyncReport:
     """Make the active subscribers from `source` (`[subscribers] file`, `list`) the `entries`
-    (address, name, topic keys), in one transaction: a new address becomes active; an active one is
+    (address, name, topic keys), in one transaction: a new address becomes active; an active one the list
+    added gets the list's name and topics, one from elsewhere (a signup, a change of preferences) is
     kept as its subscriber left it; a suppressed one is skipped, whatever the list says; an address
     this source listed before and lists no longer is removed (not suppressed: listing it again brings
     it back). Addresses that came from elsewhere (a signup, `digest subscribers import`) are left alone."""
@@ -574,6 +577,24 @@ def sync_list(
                 continue
             current = _row(db, address)
             if current is not None and current.status == "active":
+                owned = db.execute(
+                    "SELECT 1 FROM subscribers WHERE address = ? AND source = ?", (address, _clip(source))
+                ).fetchone()
+                wanted_row = (clean_name(name), frozenset(topics))
+                if owned and (current.name, current.topics) != wanted_row:
+                    # The list's own row, corrected in the list: the list is its authority.
+                    db.execute(
+                        "UPDATE subscribers SET name = ?, topics = ?, updated = ? WHERE address = ?",
+                        (wanted_row[0], _json(sorted(topics)), _at(now), address),
+                    )
+                    _log(
+                        db,
+                        now,
+                        address,
+                        "import",
+                        source=source,
+                        details={"name": name, "topics": sorted(topics)},
+                    )
                 report.kept += 1
                 continue
             db.execute(
