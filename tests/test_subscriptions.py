@@ -338,3 +338,48 @@ def test_a_failing_import_leaves_nothing_half_done(db: sqlite3.Connection) -> No
         store.import_csv(db, "email\nfirst@example.com\nboom@example.com\n", "subscribers.csv", NOW)
     assert db.execute("SELECT count(*) FROM subscribers").fetchone() == (0,)
     assert consent(db) == []
+
+
+# ---------------------------------------------------------------- the configured list, imported every run
+
+
+def test_the_configured_list_is_synced_each_run_and_never_brings_back_a_suppressed_address(
+    db: sqlite3.Connection,
+) -> None:
+    def sync(*rows: tuple[str, str, frozenset[str]], at: dt.datetime = NOW) -> store.SyncReport:
+        return store.sync_list(db, list(rows), "config", at)
+
+    everyone = frozenset[str]()
+    first = sync(
+        ("A@example.com", "A", everyone), ("b@example.com", "B", frozenset({"ai"})), ("nope", "", everyone)
+    )
+    assert (first.added, first.kept, first.removed) == (2, 0, 0)
+    assert [p.message.split(":")[0] for p in first.problems] == ["'nope' is not a valid email address"]
+    store.unsubscribe(db, "b@example.com", "one-click", minutes(1))
+    subscribed(db, "web@example.com", at=minutes(2))  # a signup: not the list's to remove
+    # b@ is still listed, with a corrected name: it stays suppressed; a@ is gone from the list.
+    second = sync(("b@example.com", "B2", everyone), at=minutes(3))
+    assert (second.added, second.kept, second.removed, second.suppressed) == (0, 0, 1, ["b@example.com"])
+    assert [s.address for s in store.recipients(db)] == ["web@example.com"]
+    assert store.why_not_send(db, "B@example.com") == "suppressed (unsubscribe)"
+    assert store.why_not_send(db, "a@example.com") == "no longer subscribed"
+    assert store.why_not_send(db, "web@example.com") is None
+    # Listed again, a@ comes back (it was removed, not suppressed), with the list's corrections later on.
+    assert sync(("a@example.com", "A", everyone), at=minutes(4)).added == 1
+    sync(("a@example.com", "A (fixed)", frozenset({"ai"})), at=minutes(5))
+    row = store.subscriber(db, "a@example.com")
+    assert row is not None and (row.name, row.topics) == ("A (fixed)", frozenset({"ai"}))
+    # Once the subscriber chooses for themselves, the list no longer overwrites it.
+    assert (
+        store.update_preferences(
+            db, "a@example.com", name="Mine", language="en", topics=everyone, ip="", now=minutes(6)
+        )
+        == "saved"
+    )
+    sync(("a@example.com", "A (fixed)", frozenset({"ai"})), at=minutes(7))
+    row = store.subscriber(db, "a@example.com")
+    assert row is not None and (row.name, row.topics) == ("Mine", everyone)
+    events = [
+        (e["email"], e["event"], e["method"]) for e in consent(db) if e["event"] in ("import", "remove")
+    ]
+    assert ("a@example.com", "remove", "no longer listed") in events
