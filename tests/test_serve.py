@@ -76,8 +76,12 @@ def test_digest_serve_answers_mails_the_confirmation_through_the_outbox_and_stop
         assert b"To: reader@example.com\r\n" in data and f"http://127.0.0.1:{port}/confirm/".encode() in data
     finally:
         process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=15)
-    assert code == 0
+        _, err = process.communicate(timeout=15)
+    assert process.returncode == 0
+    assert err.decode().splitlines()[0] == (
+        f"Serving the subscriber pages of http://127.0.0.1:{port}/ on 127.0.0.1:{port} "
+        "(Ctrl-C or SIGTERM to stop)"
+    )
 
 
 def test_digest_serve_without_a_server_table_or_a_key_is_one_error_line(site: Site) -> None:

@@ -228,7 +228,16 @@ def serve(ctx: click.Context) -> None:
     from . import jobs
 
     config = _config(ctx)
-    jobs.serve(config, lambda: dt.datetime.now(dt.UTC))
+    server = config.server
+
+    def ready() -> None:
+        click.echo(
+            f"Serving the subscriber pages of {server.public_url} on {server.host}:{server.port} "
+            "(Ctrl-C or SIGTERM to stop)",
+            err=True,
+        )
+
+    jobs.serve(config, lambda: dt.datetime.now(dt.UTC), on_ready=ready)
 
 
 @main.group(cls=_Commands, short_help="The subscribers in the state database.")

@@ -544,12 +544,16 @@ def subscriber_app(
     return app(config, now, environ)
 
 
-def serve(config: Config, now: Callable[[], dt.datetime]) -> None:
-    """`digest serve`: the subscriber pages on waitress at `[server] host` and `port`, until stopped."""
+def serve(
+    config: Config, now: Callable[[], dt.datetime], *, on_ready: Callable[[], None] | None = None
+) -> None:
+    """`digest serve`: the subscriber pages on waitress at `[server] host` and `port`, until stopped;
+    `on_ready` is called once the app is made (the keys, the state and the sender were usable)."""
     from .web import serve as serve_app
 
     app = subscriber_app(config, now)
-    log.info("serving %s on %s:%d", config.server.public_url, config.server.host, config.server.port)
+    if on_ready is not None:
+        on_ready()
     serve_app(app, config.server.host, config.server.port, config.server.threads)
 
 
