@@ -216,3 +216,39 @@ def test_bounces_of_a_path_that_is_not_a_mailbox_is_one_error_line(run_site: Sit
     )
     code, _, err = cli(run_site, "bounces", str(run_site.root / "missing"))
     assert (code, err) == (1, f"Error: {run_site.root / 'missing'}: no such mbox file or Maildir folder\n")
+
+
+def arf(message_id: str, recipient: str) -> bytes:
+    """An RFC 5965 abuse report, as a mailbox provider's feedback loop sends one."""
+    return (
+        "From: fbl@isp.example\r\nTo: fbl@example.com\r\nSubject: FW: the digest\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
+        "--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
+        "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
+        "Feedback-Type: abuse\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n"
+        f"Original-Rcpt-To: <{recipient}>\r\n\r\n"
+        "--F\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {message_id}\r\nSubject: the digest\r\n\r\n"
+        "--F--\r\n"
+    ).encode("ascii")
+
+
+def test_a_spam_complaint_suppresses_the_address_it_names(run_site: Site) -> None:
+    write_subscribers(run_site.root, [("angry@example.com", "", ""), ("fine@example.com", "", "")])
+    assert cli(run_site, "run", "--now", NOW.isoformat())[0] == 0
+    quoted = message_id(run_site, "2025-W27--angry@example.com.eml")
+    # The provider redacts the recipient; the quoted Message-ID still names the delivery.
+    box = mbox_of(run_site.root / "fbl.mbox", [arf(quoted, "redacted@isp.example")])
+    assert cli(run_site, "bounces", str(box)) == (
+        0,
+        "read 1 report: 0 hard bounces, 0 soft bounces, 1 complaint\n"
+        "suppressed: angry@example.com (complaint)\n",
+        "",
+    )
+    assert (
+        cli(run_site, "subscribers", "list")[1].splitlines()[0]
+        == "angry@example.com  suppressed (complaint)  all topics"
+    )
+    # One that quotes no known message names the recipient itself.
+    box = mbox_of(run_site.root / "fbl2.mbox", [arf("<elsewhere@isp.example>", "Fine@Example.com")])
+    assert cli(run_site, "bounces", str(box))[1].splitlines()[-1] == "suppressed: fine@example.com (complaint)"

@@ -270,14 +270,15 @@ class BounceSummary:
     read: int = 0
     hard: int = 0
     soft: int = 0
+    complaints: int = 0
     suppressed: list[tuple[str, str]] = field(default_factory=list)  # (address, reason)
     unmatched: list[Problem] = field(default_factory=list)  # reports naming no delivery
 
 
 def read_bounces(config: Config, state: State, path: Path, now: dt.datetime) -> BounceSummary:
-    """Apply every bounce report in the mbox or Maildir at `path`: hard bounces suppress; soft ones
-    suppress after `SOFT_BOUNCES` of the last `SOFT_BOUNCE_DIGESTS` digests. Reading a report twice
-    counts it once."""
+    """Apply every bounce report in the mbox or Maildir at `path`: hard bounces and spam complaints
+    suppress; soft bounces suppress after `SOFT_BOUNCES` of the last `SOFT_BOUNCE_DIGESTS` digests.
+    Reading a report twice counts it once."""
     store.migrate(state.db)
     summary = BounceSummary()
     pattern = verp_pattern(config.subscribers.return_path)
@@ -291,6 +292,16 @@ def read_bounces(config: Config, state: State, path: Path, now: dt.datetime) -> 
             found = state.find_delivery(message_id=message_id)
             if found is not None:
                 break
+        if report.complained:
+            complainers = {key_of(found[0])} if found is not None else set(map(key_of, report.complaint))
+            if not complainers:
+                summary.unmatched.append(Problem(where, "a complaint naming no recipient", None, "skipped"))
+                continue
+            summary.complaints += len(complainers)
+            for address in sorted(complainers):
+                if store.suppress(state.db, address, "complaint", now, detail=where):
+                    summary.suppressed.append((address, "complaint"))
+            continue
         if found is not None and failed:
             address, period = key_of(found[0]), found[1]
             # A VERP report is about its delivery, whatever address the forwarder's server named.

@@ -6,9 +6,9 @@ reading the mailbox it is given.
   suppresses it; a 5xx about the message (`5.7.1` policy, `5.3.4` size…) fails that message only.
 - `read_reports` opens an mbox file or a Maildir folder; `parse_report` asks flufl.bounce (RFC 3464
   DSNs and the common non-standard formats) which original recipients failed for good and which for
-  now, and finds the VERP id: the digest sends each message from `[subscribers] return_path` with the
-  message's own id in it (`bounces+{id}@…`), so the report, addressed back to that, names the delivery
-  even when the failing address is a forwarder's.
+  now, reads an ARF spam complaint (RFC 5965) itself, and finds the VERP id: the digest sends each
+  message from `[subscribers] return_path` with the message's own id in it (`bounces+{id}@…`), so the
+  report, addressed back to that, names the delivery even when the failing address is a forwarder's.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class Report:
     permanent: frozenset[str]  # original recipients that failed for good (lower case)
     temporary: frozenset[str]  # …that failed for now
     message_ids: tuple[str, ...]  # Message-IDs of the original message quoted in the report
+    complaint: frozenset[str] = frozenset()  # an ARF (RFC 5965) spam complaint: its Original-Rcpt-To
+    complained: bool = False  # the report is a complaint, whether or not it names the recipient
 
 
 def read_reports(path: Path) -> Iterator[tuple[str, Message]]:
@@ -108,13 +110,34 @@ def parse_report(where: str, message: Message, pattern: re.Pattern[str] | None) 
                     break
             if token:
                 break
+    feedback = [part for part in message.walk() if part.get_content_type() == "message/feedback-report"]
+    complaint = frozenset(_complaint_recipients(feedback))
+    if feedback:  # a complaint is not a bounce, whatever a heuristic detector made of it
+        permanent, temporary = frozenset(), frozenset()
     return Report(
         where,
         token,
         frozenset(a.decode("ascii", "replace").lower() for a in permanent),
         frozenset(a.decode("ascii", "replace").lower() for a in temporary),
         tuple(_quoted_message_ids(message)),
+        complaint,
+        bool(feedback),
     )
+
+
+def _complaint_recipients(parts: list[Message]) -> Iterator[str]:
+    """The `Original-Rcpt-To` of each feedback report (RFC 5965 §3.2), lower case."""
+    for part in parts:
+        payload = part.get_payload()
+        blocks = payload if isinstance(payload, list) else []
+        if isinstance(payload, str):
+            blocks = [email.message_from_string(payload, policy=policy.compat32)]
+        for block in blocks:
+            if isinstance(block, Message):
+                for value in block.get_all("Original-Rcpt-To", []):
+                    address = str(value).strip().strip("<>").lower()
+                    if "@" in address:
+                        yield address
 
 
 def _quoted_message_ids(message: Message) -> Iterator[str]:

@@ -303,16 +303,17 @@ def remove_subscriber(ctx: click.Context, address: str, now: dt.datetime | None)
 @NOW_OPTION
 @click.pass_context
 def bounces(ctx: click.Context, path: Path, now: dt.datetime | None) -> None:
-    """Read the bounce reports in PATH (an mbox file or a Maildir folder): a hard bounce suppresses
-    its address, and so do soft bounces in 3 of the last 5 digests."""
+    """Read the bounce reports in PATH (an mbox file or a Maildir folder): a hard bounce or a spam
+    complaint (ARF) suppresses its address, and so do soft bounces in 3 of the last 5 digests."""
     from . import jobs
 
     config = _config(ctx)
     summary = jobs.read_bounces(config, path, _resolve_now(now, config))
     _report_problems(summary.unmatched)
+    complaints = f", {count(summary.complaints, 'complaint')}" if summary.complaints else ""
     click.echo(
         f"read {count(summary.read, 'report')}: {count(summary.hard, 'hard bounce')}, "
-        f"{count(summary.soft, 'soft bounce')}"
+        f"{count(summary.soft, 'soft bounce')}{complaints}"
     )
     for address, reason in summary.suppressed:
         click.echo(f"suppressed: {address} ({reason})")
