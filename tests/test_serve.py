@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from digest.cli import main
 
-from conftest import Site, article_text
+from conftest import NOW, Site, article_text
 
 KEY = "serve-key-" + "s" * 40
 
@@ -117,3 +117,32 @@ def test_check_says_when_run_and_serve_would_lack_the_signing_key(site: Site) ->
         main, ["--config", str(site.config_path), "check"], env={"DIGEST_NO_SUCH_KEYS": KEY}
     )
     assert (result.exit_code, result.stdout.splitlines()[0]) == (0, "config and articles OK")
+
+
+def test_the_configured_limits_reach_the_pages(site: Site) -> None:
+    """`[subscribers] requests_per_ip = 2`: the third signup from one address gets the same page, no mail."""
+    from digest import jobs
+    from digest.web import BackgroundServer, bind
+
+    sock = bind("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
+    site.write_config(
+        f'[server]\npublic_url = "http://127.0.0.1:{port}/"\nsecret_env = "DIGEST_SERVE_KEYS"\n'
+        "[subscribers]\nrequests_per_ip = 2\n"
+    )
+    app = jobs.subscriber_app(site.config(), lambda: NOW, environ={"DIGEST_SERVE_KEYS": KEY})
+    server = BackgroundServer(app, sock).start()
+    try:
+        answers = {
+            request(port, "POST", "/subscribe", urlencode({"email": f"r{n}@example.com"})) for n in range(3)
+        }
+        assert len(answers) == 1 and answers.pop()[0] == 200
+        assert app.extensions["digest_mailer"].flush(timeout=10)
+    finally:
+        server.stop()
+        app.extensions["digest_mailer"].close()
+    mails = sorted((site.root / "outbox").glob("confirm--*.eml"))
+    assert [b"r0@example.com" in m.read_bytes() or b"r1@example.com" in m.read_bytes() for m in mails] == [
+        True,
+        True,
+    ]
