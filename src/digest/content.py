@@ -11,14 +11,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import hashlib
 import json
+import operator
 import os
 import pickle
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence, Set
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
@@ -31,6 +35,7 @@ ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
 PARSER_VERSION = 3
 _PARALLEL_THRESHOLD = 400
+_BATCHED_CHANGES = 1000  # more changed files than this: the index settles clashes once, not per batch
 
 
 @dataclass(frozen=True)
@@ -109,16 +114,56 @@ class Collection:
     notes: list[str] = field(default_factory=list)  # worth saying, not problems (a Hugo site's undated pages)
 
 
-class ParseCache(Protocol):
-    """What `collect` needs from a cache of earlier parses; the state module provides one."""
+class IndexRow(NamedTuple):
+    """One file's parse as the article index stores it: plain values, made in the worker that parsed
+    the file, so the parent process builds no Article for a file it only has to remember.
 
-    def lookup(self, key: str) -> tuple[str, Article | Problem] | None:
-        """(the file's stamp when it was parsed, what parsing gave), or None."""
+    The columns let the index answer, without unpickling anything, what a build asks of every file:
+    is it published at `now`, where does it sort, which topics and slug and id does it claim.
+    """
 
-    def store(self, entries: Sequence[tuple[str, str, Article | Problem | bytes]]) -> None:
-        """Remember (key, stamp, parse); a bytes value is an Article or Problem already pickled."""
+    key: str  # settings fingerprint + ":" + rel: a change of settings is a miss, not a wrong hit
+    rel: str
+    stamp: str
+    value: bytes  # the pickled Article (without its body) or Problem
+    ok: bool  # an Article, not a Problem
+    draft: bool
+    publish_us: int | None  # microseconds since the epoch: exact, and ordered as the instants are
+    expiry_us: int | None
+    date_us: int | None
+    slug: str | None
+    entry_id: str | None  # as parsed (see jobs.stable_ids for the one that is published)
+    derived: bool
+    url_path: str | None
+    publish_iso: str | None
+    topics: tuple[tuple[str, str], ...]  # (topic key, spelling) in the article's order
 
-    def forget_except(self, keys: set[str]) -> None: ...
+
+class ArticleIndex(Protocol):
+    """What `collect` and `refresh` need from a store of earlier parses; `cache.Cache` provides one."""
+
+    def stamps(self) -> dict[str, str]:
+        """{key: stamp} of every file remembered."""
+
+    def add(self, rows: Sequence[IndexRow], *, many: bool = False) -> None:
+        """Remember these parses (replacing what was remembered for the same keys); `many` when this
+        is one of many batches (the index may then defer work that each batch would repeat)."""
+
+    def remove(self, keys: Iterable[str]) -> None: ...
+
+    def listing_digests(self, prefix: str) -> dict[int, str]:
+        """{part: digest} of the parts of the folder's listing whose files are all stored as listed."""
+
+    def listing_parts(self, prefix: str, parts: Sequence[int]) -> dict[int, list[str]]:
+        """The lines of these parts of the listing, as last stored."""
+
+    def forget_listing(self, prefix: str, parts: Sequence[int]) -> None: ...
+
+    def set_listing(self, prefix: str, parts: Mapping[int, tuple[str, Sequence[str]]]) -> None:
+        """Remember these parts: {part: (digest, lines)}."""
+
+    def results(self) -> dict[str, Article | Problem]:
+        """What parsing gave for every file remembered, by rel."""
 
 
 # ---------------------------------------------------------------- walking the folder
@@ -129,7 +174,7 @@ class SourceFile(NamedTuple):  # a tuple: made 10,000 times by every build, even
     path: str
     # Size, mtime, ctime and inode: a file edited in place changes its ctime even when a tool
     # (cp -p, rsync -t, tar) puts its size and mtime back, and a replaced file has another inode.
-    stamp: tuple[int, int, int, int]
+    stamp: str  # "size:mtime:ctime:inode" (ns), compared as it is stored: one string, made once
 
 
 def scan(config: Config) -> list[SourceFile]:
@@ -143,44 +188,67 @@ def scan(config: Config) -> list[SourceFile]:
     symlink.
     """
     base = os.path.realpath(config.content.dir)
-    prefix = len(base) + 1
     found: list[SourceFile] = []
-    folders = [base]
-    while folders:  # a loop, not recursion: this runs on every build, even one with nothing to do
-        try:
-            entries = list(os.scandir(folders.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            name = entry.name
-            if name[0] == "." or name.startswith("_index.") or entry.is_symlink():
+    folders = [""]  # relative to base, each ending in "/" but the first
+    suffixes = ARTICLE_SUFFIXES
+    lstat = os.stat
+    collecting = gc.isenabled()
+    gc.disable()  # 100,000 new tuples would set off collections that walk them all, again and again
+    try:
+        while folders:  # a loop, not recursion: this runs on every build, even one with nothing to do
+            folder = folders.pop()
+            try:
+                fd = os.open(os.path.join(base, folder) if folder else base, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                folders.append(entry.path)
-            elif name.endswith(ARTICLE_SUFFIXES) and entry.is_file(follow_symlinks=False):
-                try:
-                    st = entry.stat()
-                except OSError:
-                    continue
-                rel = entry.path[prefix:]
-                if os.sep != "/":  # pragma: no cover - POSIX here
-                    rel = rel.replace(os.sep, "/")
-                found.append(
-                    SourceFile(rel, entry.path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-                )
-    found.sort()
+            try:
+                # One stat a file, relative to the open folder (no path to resolve again each time);
+                # lstat: a symlink is neither a folder nor a file here, so it is skipped.
+                for name in os.listdir(fd):
+                    if name[0] == "." or name.startswith("_index."):
+                        continue
+                    try:
+                        st = lstat(name, dir_fd=fd, follow_symlinks=False)
+                    except OSError:
+                        continue
+                    mode = st.st_mode
+                    if S_ISREG(mode):
+                        if name.endswith(suffixes):
+                            rel = folder + name
+                            stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+                            found.append(SourceFile(rel, f"{base}/{rel}", stamp))
+                    elif S_ISDIR(mode):
+                        folders.append(folder + name + "/")
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        found.sort(key=_by_rel)  # strings compare faster than the tuples
+    finally:
+        if collecting:
+            gc.enable()
     return found
 
 
-def tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
+_by_rel = operator.itemgetter(0)
+
+
+def listing(files: Sequence[SourceFile]) -> list[str]:
+    """Each file as one string, "path\0stamp": what the tree signature hashes and `refresh` compares."""
+    return [f"{source.rel}\0{source.stamp}" for source in files]
+
+
+def tree_signature(config: Config, files: Sequence[SourceFile], lines: Sequence[str] | None = None) -> str:
     """Changes when any article file is added, removed or changed, or parsing settings change."""
-    listing = pickle.dumps([(source.rel, source.stamp) for source in files], protocol=5)
-    return hashlib.sha256(_ParseSettings.of(config).fingerprint.encode() + listing).hexdigest()
+    text = "\0".join(lines if lines is not None else listing(files))  # no path or stamp holds a NUL
+    return hashlib.sha256(
+        _ParseSettings.of(config).fingerprint.encode() + text.encode("utf-8", "surrogateescape")
+    ).hexdigest()
 
 
 def collect(
     config: Config,
-    cache: ParseCache | None = None,
+    cache: ArticleIndex | None = None,
     workers: int | None = None,
     *,
     bodies: bool = True,
@@ -195,48 +263,41 @@ def collect(
     root = config.content.dir
     if not root.is_dir():
         return Collection(problems=[Problem(str(root), "content folder not found", hint="see [content] dir")])
-    settings = _ParseSettings.of(config)
-    prefix = settings.fingerprint + ":"
-    results: dict[str, Article | Problem] = {}
-    to_parse: list[SourceFile] = []
-    for source in files if files is not None else scan(config):
-        if not source.rel.isascii() and not _is_utf8(source.rel):  # no permalink, no cache key
-            results[source.rel] = Problem(
-                _shown(settings.display_root, source.rel),
-                "the file name is not UTF-8",
-                hint="rename the file",
-            )
-            continue
-        hit = cache.lookup(prefix + source.rel) if cache is not None else None
-        if hit is not None and hit[0] == _stamp_text(source):
-            results[source.rel] = hit[1]
-        else:
-            to_parse.append(source)
-
-    parsed = _parse_all([(s.rel, s.path) for s in to_parse], settings, workers, keep_body=bodies)
-    for source, (result, _) in zip(to_parse, parsed, strict=True):
-        results[source.rel] = result
+    files, unnamed = utf8_names(config, files if files is not None else scan(config))
     if cache is not None:
-        if parsed:
-            cache.store(
-                [
-                    (prefix + source.rel, _stamp_text(source), blob or _without_body(result))
-                    for source, (result, blob) in zip(to_parse, parsed, strict=True)
-                ]
-            )
-        cache.forget_except({prefix + rel for rel in results})
+        parsed = refresh(config, cache, files, workers)
+        results = cache.results()
+    else:
+        parsed = len(files)
+        rows = [row for chunk in parse_rows(config, files, workers) for row in chunk]
+        results = {row.rel: unpack(row.value) for row in rows}
 
-    collection = Collection(parsed=len(to_parse))
+    collection = Collection(parsed=parsed, problems=unnamed)
     for rel in sorted(results):
         result = results[rel]
         if isinstance(result, Problem):
             collection.problems.append(result)
         else:
             collection.articles.append(result)
-    _reject_duplicates(collection, settings.display_root, known_ids)
+    collection.articles, clashes = reject_duplicates(config, collection.articles, known_ids)
+    collection.problems = sorted(collection.problems + clashes, key=lambda p: p.path)
     if bodies:
         collection.articles = load_bodies(config, collection.articles)
     return collection
+
+
+def utf8_names(config: Config, files: Sequence[SourceFile]) -> tuple[list[SourceFile], list[Problem]]:
+    """The files whose names are UTF-8, and a problem for each other one: a name that is not has no
+    permalink and no key in the index."""
+    good: list[SourceFile] = []
+    problems: list[Problem] = []
+    for source in files:
+        if source.rel.isascii() or _is_utf8(source.rel):
+            good.append(source)
+        else:
+            shown = _shown(_ParseSettings.of(config).display_root, source.rel)
+            problems.append(Problem(shown, "the file name is not UTF-8", hint="rename the file"))
+    return good, problems
 
 
 def _is_utf8(name: str) -> bool:
@@ -247,12 +308,162 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def _stamp_text(source: SourceFile) -> str:
-    return ":".join(map(str, source.stamp))
+_BUCKETS = 256  # the listing is compared and stored in this many parts, by a hash of each path
 
 
-def _without_body(result: Article | Problem) -> Article | Problem:
-    return dataclasses.replace(result, body=None) if isinstance(result, Article) else result
+def _buckets(lines: Sequence[str]) -> list[list[str]]:
+    parts: list[list[str]] = [[] for _ in range(_BUCKETS)]
+    for line in lines:
+        parts[zlib.crc32(line[: line.index("\0")].encode("utf-8", "surrogateescape")) % _BUCKETS].append(line)
+    return parts
+
+
+def refresh(
+    config: Config,
+    index: ArticleIndex,
+    files: Sequence[SourceFile],
+    workers: int | None = None,
+    lines: Sequence[str] | None = None,
+) -> int:
+    """Bring the index up to date with the folder: parse the files that are new or changed since they
+    were remembered (on every core when there are many), forget the ones that are gone. The work grows
+    with what changed: the folder's listing is kept in parts by a hash of each path, and only the parts
+    whose digest changed are read back and compared; no row of an unchanged file is read. Returns how
+    many files were parsed.
+    """
+    prefix = _ParseSettings.of(config).fingerprint + ":"
+    lines = lines if lines is not None else listing(files)
+    parts = _buckets(lines)
+    digests = [
+        hashlib.sha1("\0".join(part).encode("utf-8", "surrogateescape"), usedforsecurity=False).hexdigest()
+        for part in parts
+    ]
+    known = index.listing_digests(prefix)
+    changed = [n for n in range(_BUCKETS) if known.get(n) != digests[n]]
+    if not changed:
+        return 0
+    previous = index.listing_parts(prefix, changed) if len(known) == _BUCKETS else None
+    if previous is not None and len(previous) != len(changed):
+        previous = None
+    index.forget_listing(prefix, changed)  # until their rows are updated, these parts vouch for nothing
+    if previous is not None:
+        now_lines = {line for n in changed for line in parts[n]}
+        before = {line for n in changed for line in previous[n]}
+        new = now_lines - before
+        to_parse = [source for source, line in zip(files, lines, strict=True) if line in new]
+        parsing = {source.rel for source in to_parse}
+        gone_rels = {line.partition("\0")[0] for line in before - now_lines} - parsing
+        gone = [prefix + rel for rel in gone_rels]
+    else:  # no listing (a first build, or one killed midway): every row's stamp
+        stamps = index.stamps()
+        to_parse = [s for s in files if stamps.get(prefix + s.rel) != s.stamp]
+        present = {prefix + s.rel for s in files}
+        gone = [key for key in stamps if key not in present]
+        changed = list(range(_BUCKETS))
+    if gone:
+        index.remove(gone)
+    many = len(to_parse) > _BATCHED_CHANGES
+    for rows in parse_rows(config, to_parse, workers):  # stored as they come, while workers parse on
+        index.add(rows, many=many)
+    index.set_listing(prefix, {n: (digests[n], parts[n]) for n in changed})
+    return len(to_parse)
+
+
+def parse_rows(
+    config: Config, files: Sequence[SourceFile], workers: int | None = None
+) -> Iterator[list[IndexRow]]:
+    """The index rows of these files, in chunks as they are parsed: in worker processes when there are
+    many (chunks then come in the order they finish), else here."""
+    settings = _ParseSettings.of(config)
+    jobs = [(s.rel, s.path, s.stamp) for s in files]
+    cores = workers if workers is not None else (os.cpu_count() or 1)
+    if cores > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
+        # costs start-up time; only cold builds need it
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        size = max(1, min(256, len(jobs) // (cores * 8)))
+        chunks = [jobs[start : start + size] for start in range(0, len(jobs), size)]
+        # What the parent holds is long-lived: frozen, the workers' collections never walk (and so never
+        # copy) the pages they share with it, and the parent's own skip it while rows stream in.
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(max_workers=cores) as pool:
+                futures = [pool.submit(_parse_chunk, chunk, settings) for chunk in chunks]
+                for future in as_completed(futures):
+                    yield future.result()
+        finally:
+            gc.unfreeze()
+        return
+    if jobs:
+        yield _parse_chunk(jobs, settings)
+
+
+def index_key(config: Config, rel: str) -> str:
+    """The key the article index knows a file by: the parse settings' fingerprint and its path."""
+    return _ParseSettings.of(config).fingerprint + ":" + rel
+
+
+def _parse_chunk(jobs: Sequence[tuple[str, str, str]], settings: _ParseSettings) -> list[IndexRow]:
+    return [_index_row(rel, path, stamp, settings) for rel, path, stamp in jobs]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def micros(value: dt.datetime) -> int:
+    """An aware datetime as microseconds since the epoch: exact, ordered as the instants are."""
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=value)
+
+
+def _index_row(rel: str, path: str, stamp: str, settings: _ParseSettings) -> IndexRow:
+    key = settings.fingerprint + ":" + rel
+    result = _parse_path((rel, path), settings)
+    value = pack(result)
+    if isinstance(result, Problem):
+        return IndexRow(
+            key, rel, stamp, value, False, False, None, None, None, None, None, False, None, None, ()
+        )
+    a = result
+    return IndexRow(
+        key,
+        rel,
+        stamp,
+        value,
+        True,
+        a.draft,
+        micros(a.publish_date),
+        micros(a.expiry) if a.expiry is not None else None,
+        micros(a.date),
+        a.slug,
+        a.entry_id,
+        a.derived_id,
+        a.url[len(settings.origin) :],  # urlsplit(a.url).path: _permalink encodes any '?' or '#'
+        a.publish_date.isoformat(),
+        tuple((topic_key(name), name) for name in a.topics),
+    )
+
+
+def pack(result: Article | Problem) -> bytes:
+    """What parsing gave, as the index stores it: an Article as the tuple of its fields (half the bytes
+    of the pickled dataclass, which spells every field's name), a Problem pickled."""
+    if isinstance(result, Article):
+        return pickle.dumps(tuple(result.__dict__.values()), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(value: bytes) -> Article | Problem:
+    """`pack` undone. The index is ours, written by this module (and dropped when its version changes)."""
+    result = pickle.loads(value)  # noqa: S301 - our own cache, written by `pack`
+    if isinstance(result, tuple):
+        return Article(*result)
+    if isinstance(result, Problem):
+        return result
+    raise TypeError(f"not a parse: {type(result).__name__}")
 
 
 def load_bodies(config: Config, articles: Sequence[Article]) -> list[Article]:
@@ -287,34 +498,44 @@ def load_bodies(config: Config, articles: Sequence[Article]) -> list[Article]:
     return loaded
 
 
-def _reject_duplicates(collection: Collection, display_root: str, known_ids: Set[str]) -> None:
+def reject_duplicates(
+    config: Config, articles: Sequence[Article], known_ids: Set[str]
+) -> tuple[list[Article], list[Problem]]:
     """Two articles with one slug (one URL) or one entry id: the one already published (its id is in
     `known_ids`, from the state) keeps it, else the first published, drafts last; every other one is
-    reported and skipped, so adding a clashing file never takes over or unpublishes a live article."""
+    reported and skipped, so adding a clashing file never takes over or unpublishes a live article.
+
+    Returns the articles kept (sorted by source) and a problem for each one skipped. Articles that
+    clash with none of the others are kept whatever else is given, so it is enough to pass the ones
+    that share a slug or an id with another (see `cache.Cache.clashing`).
+    """
+    display_root = _ParseSettings.of(config).display_root
+    problems: list[Problem] = []
+    kept = list(articles)
     for label, attribute, hint in (
         ("slug", "slug", "set a distinct 'slug' in the front matter"),
         ("entry id", "entry_id", "set a distinct 'id' in the front matter, or remove it"),
     ):
         owners: dict[str, Article] = {}
-        kept: list[Article] = []
+        survivors: list[Article] = []
         for article in sorted(
-            collection.articles,
+            kept,
             key=lambda a: (a.draft, a.entry_id not in known_ids, a.publish_date.timestamp(), a.source),
         ):
             value = getattr(article, attribute)
             owner = owners.setdefault(value, article)
             if owner is article:
-                kept.append(article)
+                survivors.append(article)
                 continue
-            collection.problems.append(
+            problems.append(
                 Problem(
                     _shown(display_root, article.source),
                     f"{label} '{value}' is already used by {_shown(display_root, owner.source)}",
                     hint=hint,
                 )
             )
-        collection.articles = sorted(kept, key=lambda a: a.source)
-    collection.problems.sort(key=lambda p: p.path)
+        kept = sorted(survivors, key=lambda a: a.source)
+    return kept, sorted(problems, key=lambda p: p.path)
 
 
 def shown_path(config: Config, source: str) -> str:
@@ -384,31 +605,7 @@ class _ParseSettings:
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
-def _parse_all(
-    paths: list[tuple[str, str]], settings: _ParseSettings, workers: int | None, keep_body: bool
-) -> list[tuple[Article | Problem, bytes | None]]:
-    """Each file's parse, with its pickle when a worker process made one (the cache stores those bytes
-    as they are, rather than pickling every article once more in the parent)."""
-    cores = workers if workers is not None else (os.cpu_count() or 1)
-    if cores > 1 and len(paths) >= _PARALLEL_THRESHOLD:
-        chunk = max(1, len(paths) // (cores * 8))
-        from concurrent.futures import ProcessPoolExecutor  # costs start-up time; only cold builds need it
-
-        with ProcessPoolExecutor(max_workers=cores) as pool:
-            blobs = list(
-                pool.map(
-                    _parse_pickled, paths, [settings] * len(paths), [keep_body] * len(paths), chunksize=chunk
-                )
-            )
-        return [(pickle.loads(blob), None if keep_body else blob) for blob in blobs]  # noqa: S301 - ours
-    return [(_parse_path(rel_path, settings, keep_body), None) for rel_path in paths]
-
-
-def _parse_pickled(rel_path: tuple[str, str], settings: _ParseSettings, keep_body: bool) -> bytes:
-    return pickle.dumps(_parse_path(rel_path, settings, keep_body), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings, keep_body: bool) -> Article | Problem:
+def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings) -> Article | Problem:
     rel, path = rel_path
     shown = _shown(settings.display_root, rel)
     try:
@@ -420,7 +617,7 @@ def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings, keep_body: 
                     f"{settings.max_file_bytes}",
                     hint="raise [content] max_file_bytes to accept it",
                 )
-        return parse_article(rel, raw, settings, keep_body)
+        return parse_article(rel, raw, settings, keep_body=False)
     except ArticleError as exc:
         return Problem(shown, exc.message, exc.line, exc.hint)
     except OSError as exc:

@@ -50,12 +50,18 @@ class FeedSets:
             "\0".join(s.prefix + s.plan.fingerprint(s.config) for s in self.sets).encode()
         ).hexdigest()
 
-    def render(self, entries: Mapping[str, RenderedEntry]) -> dict[str, bytes]:
-        """Every file under `[feeds] dir`, by relative path."""
+    def render(
+        self, entries: Mapping[str, RenderedEntry], known: Mapping[str, bytes] | None = None
+    ) -> dict[str, bytes]:
+        """Every file under `[feeds] dir`, by relative path; `known` as `feeds.render_files` takes it."""
         files: dict[str, bytes] = {}
         for feed_set in self.sets:
-            for name, data in render_files(feed_set.plan, entries, feed_set.config).items():
-                files[feed_set.prefix + name] = data
+            prefix = feed_set.prefix
+            own = {
+                name[len(prefix) :]: data for name, data in (known or {}).items() if name.startswith(prefix)
+            }
+            for name, data in render_files(feed_set.plan, entries, feed_set.config, own).items():
+                files[prefix + name] = data
         return files
 
 

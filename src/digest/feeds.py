@@ -307,9 +307,28 @@ def render_index_html(plan: FeedPlan, config: Config) -> bytes:
     return render_template(config, FEEDS_INDEX_TEMPLATE, _page_context(plan, config)).encode("utf-8")
 
 
-def render_files(plan: FeedPlan, entries: Mapping[str, RenderedEntry], config: Config) -> dict[str, bytes]:
-    """Every file digest writes under `[feeds] dir`, by relative path."""
-    files = {f"{spec.slug}.xml": render_feed(spec, entries, config) for spec in plan.feeds}
+def feed_key(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Config) -> str:
+    """Changes whenever any byte of `render_feed(spec, entries, config)` could."""
+    digest = hashlib.sha256(repr((GENERATOR, GENERATOR_URI, config.site, config.feeds, spec)).encode())
+    for article in spec.articles:
+        digest.update(repr(entries[article.entry_id]).encode())
+    return digest.hexdigest()
+
+
+def render_files(
+    plan: FeedPlan,
+    entries: Mapping[str, RenderedEntry],
+    config: Config,
+    known: Mapping[str, bytes] | None = None,
+) -> dict[str, bytes]:
+    """Every file digest writes under `[feeds] dir`, by relative path. `known`: the bytes of feeds
+    whose inputs did not change (see `feed_key`), taken as they are rather than made again."""
+    known = known or {}
+    files = {
+        name: known[name] if name in known else render_feed(spec, entries, config)
+        for spec in plan.feeds
+        for name in [f"{spec.slug}.xml"]
+    }
     files[OPML] = render_opml(plan, config)
     files["index.html"] = render_index_html(plan, config)
     return files

@@ -144,7 +144,8 @@ def scan(config: Config) -> list[SourceFile]:
                 except OSError:
                     continue
                 rel = os.path.relpath(path, root).replace(os.sep, "/")
-                found[rel] = SourceFile(rel, path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+                stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"  # as content.scan's
+                found[rel] = SourceFile(rel, path, stamp)
     return [found[rel] for rel in sorted(found)]
 
 
@@ -276,7 +277,8 @@ def _read(
         front = load_front_matter(split)
     except ArticleError as exc:
         return Problem(source.rel, exc.message, exc.line, exc.hint)
-    mtime = dt.datetime.fromtimestamp(source.stamp[1] / 1e9, dt.UTC).replace(microsecond=0)
+    mtime_ns = int(source.stamp.split(":")[1])  # size:mtime:ctime:inode
+    mtime = dt.datetime.fromtimestamp(mtime_ns / 1e9, dt.UTC).replace(microsecond=0)
     hugo_source = HugoSource(found, front, mtime, split.format)
     return _Read(hugo_source, split.body, hashlib.sha256(raw).hexdigest())
 

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,21 @@ from urllib.parse import urlsplit
 from . import __version__
 from .cache import Cache
 from .config import Config
-from .content import Article, Collection, SourceFile, collect, is_published, load_bodies, scan, tree_signature
+from .content import (
+    Article,
+    Collection,
+    SourceFile,
+    collect,
+    index_key,
+    is_published,
+    listing,
+    load_bodies,
+    refresh,
+    reject_duplicates,
+    scan,
+    tree_signature,
+    utf8_names,
+)
 from .errors import DigestError, OutputError, Problem
 from .jinja import feed_pages_fingerprint
 from .output import read_manifest, write_tree
@@ -69,10 +83,10 @@ def build(
 
 def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport:
     files = _scan(config)
-    signature = (
-        f"{__version__}:{RENDER_VERSION}:{_tree_signature(config, files)}:{_config_fingerprint(config)}"
-        f":{feed_pages_fingerprint(config)}"
-    )
+    lines = listing(files) if config.hugo is None else None
+    tree = tree_signature(config, files, lines) if config.hugo is None else _tree_signature(config, files)
+    pages = feed_pages_fingerprint(config)
+    signature = f"{__version__}:{RENDER_VERSION}:{tree}:{_config_fingerprint(config)}:{pages}"
     folder = str(config.feeds.dir)
     state = State.open(config.state.path)
     try:
@@ -88,18 +102,42 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
                 unchanged=sorted(read_manifest(config.feeds.dir)),
                 up_to_date=True,
             )
-        collection = _collect(config, cache, workers, files=files, known_ids=state.known_entry_ids())
-        articles = stable_ids(collection.articles, state, now)
-        report = _build_feeds(
-            config,
-            now,
-            articles,
-            collection.problems,
-            cache,
-            parsed=collection.parsed,
-            workers=workers,
+        if config.hugo is not None or not config.content.dir.is_dir():
+            # A Hugo site's pages are read whole (their shortcodes need the other pages' URLs).
+            collection = _collect(config, cache, workers, files=files, known_ids=state.known_entry_ids())
+            articles = stable_ids(collection.articles, state, now)
+            report = _build_feeds(
+                config, now, articles, collection.problems, cache, parsed=collection.parsed, workers=workers
+            )
+            cache.set_build_record(folder, signature, publication_window(articles, now), report)
+            return report
+        # The index answers what the feeds need from every file; only the articles that can be in a
+        # feed are read back: the work grows with what changed, not with the site.
+        named, unnamed = utf8_names(config, files)
+        parsed = refresh(config, cache, named, workers, lines if not unnamed else None)
+        clashing = cache.clashing()
+        known = state.known_entry_ids(among=[a.entry_id for a in clashing]) if clashing else frozenset()
+        kept, clashes = reject_duplicates(config, clashing, known)
+        skipped = {index_key(config, a.source) for a in clashing} - {
+            index_key(config, a.source) for a in kept
+        }
+        problems = sorted(cache.problems() + clashes + unnamed, key=lambda p: p.path)
+        unrecorded = [row for row in cache.unrecorded(now) if row[0] not in skipped]
+        if unrecorded:
+            state.stable_entry_ids(
+                {path: (entry_id, published) for _, path, entry_id, published in unrecorded}
+            )
+            cache.mark_recorded([row[0] for row in unrecorded])
+        candidates = cache.feed_candidates(now, config.feeds.max_entries, skipped)
+        articles = _with_ids(
+            candidates, state.recorded_entry_ids([urlsplit(a.url).path for a in candidates if a.derived_id])
         )
-        cache.set_build_record(folder, signature, publication_window(articles, now), report)
+        total, published = cache.counts(len(named), now, skipped)
+        report = _build_feeds(
+            config, now, articles, problems, cache, parsed=parsed, counts=(total, published), workers=workers
+        )
+        window = publication_window(cache.events_around(now, skipped), now)
+        cache.set_build_record(folder, signature, window, report)
         return report
     finally:
         state.close()
@@ -178,11 +216,20 @@ def _config_fingerprint(config: Config) -> str:
     return hashlib.sha256(repr((config.site, config.content, config.feeds)).encode()).hexdigest()
 
 
-def publication_window(articles: Sequence[Article], now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+def publication_window(
+    articles: Iterable[Article | dt.datetime], now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
     """The span around `now` in which the same articles are published: between the last publish or
-    expiry time at or before now and the first one after it."""
-    events = [a.publish_date for a in articles if not a.draft]
-    events += [a.expiry for a in articles if a.expiry is not None and not a.draft]
+    expiry time at or before now and the first one after it. Given the articles, or their publish and
+    expiry times (drafts aside)."""
+    events: list[dt.datetime] = []
+    for item in articles:
+        if isinstance(item, dt.datetime):
+            events.append(item)
+        elif not item.draft:
+            events.append(item.publish_date)
+            if item.expiry is not None:
+                events.append(item.expiry)
     start = max((e for e in events if e <= now), default=_DAWN)
     end = min((e for e in events if e > now), default=_DUSK)
     return start, end
@@ -200,15 +247,20 @@ def _build_feeds(
     cache: Cache,
     *,
     parsed: int = 0,
+    counts: tuple[int, int] | None = None,
     workers: int | None = None,
 ) -> BuildReport:
+    """The feeds of `articles` written; `counts` (articles, published) when `articles` holds only the
+    published ones that can be in a feed (see `cache.Cache.feed_candidates`)."""
     published = [a for a in articles if is_published(a, now)]
     from .feed_sets import plan_feed_sets  # feedgen and Markdown load only when a build has work
+    from .feeds import feed_key
 
     plan = plan_feed_sets(published, config)  # one set of feeds per language
+    total, published_count = counts if counts is not None else (len(articles), len(published))
     report = BuildReport(
-        articles=len(articles),
-        published=len(published),
+        articles=total,
+        published=published_count,
         feeds=plan.feeds,
         parsed=parsed,
         problems=[*problems, *plan.problems],  # unreadable articles, then topics renamed by a clash
@@ -225,10 +277,28 @@ def _build_feeds(
 
     entries = render_entries(plan.articles, config, cache, workers)
     report.rendered = len(entries)
-    files = plan.render(entries)
+    # A feed whose inputs are those it was last written from is the file on disk (when nobody changed
+    # it): only the feeds an edit reaches are made again.
+    feed_keys = {
+        f"{feed_set.prefix}{spec.slug}.xml": f"{RENDER_VERSION}:{feed_key(spec, entries, feed_set.config)}"
+        for feed_set in plan.sets
+        for spec in feed_set.plan.feeds
+    }
+    known = cache.feed_keys(str(folder))
+    manifest = read_manifest(folder)
+    kept = {}
+    for name, key in feed_keys.items():
+        if known.get(name) == key and name in manifest:
+            with contextlib.suppress(OSError):
+                data = (folder / name).read_bytes()
+                if hashlib.sha256(data).hexdigest() == manifest[name]:
+                    kept[name] = data
+    files = plan.render(entries, kept)
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    cache.set_feed_keys(str(folder), {})  # the files are about to change
     written = write_tree(folder, files, digests)
     report.written, report.unchanged, report.removed = written.written, written.unchanged, written.removed
+    cache.set_feed_keys(str(folder), feed_keys)
     cache.set_fingerprint(str(folder), fingerprint)
     return report
 
@@ -275,7 +345,7 @@ def render_entries(
     Markdown is rendered only when the cache has no rendering of the same bytes, and on every core when
     there are many. `prune` (a feeds build) drops the cache's renderings of every other article.
     """
-    from .render import render_entry  # Markdown and nh3 load only when something is rendered
+    from .render import RenderedEntry, prepare, render_entry, render_parts  # Markdown and nh3 load here
 
     keys = {a.entry_id: _render_key(a, config) for a in articles}
     cached = cache.rendered(keys.values()) if cache is not None else {}
@@ -285,15 +355,15 @@ def render_entries(
     if cores > 1 and len(missing) >= _PARALLEL_RENDER_THRESHOLD:
         from concurrent.futures import ProcessPoolExecutor  # costs start-up time; only cold builds need it
 
+        prepare()  # imported and built once, here: the workers fork with it
         with ProcessPoolExecutor(max_workers=cores) as pool:
-            fresh = list(
-                pool.map(
-                    render_entry,
-                    missing,
-                    [chars] * len(missing),
-                    chunksize=max(1, len(missing) // (cores * 4)),
-                )
+            parts = pool.map(
+                render_parts,
+                missing,
+                [chars] * len(missing),
+                chunksize=max(1, len(missing) // (cores * 4)),
             )
+            fresh = [RenderedEntry(*part) for part in parts]
     else:
         fresh = [render_entry(a, chars) for a in missing]
     new_entries = {keys[a.entry_id]: entry for a, entry in zip(missing, fresh, strict=True)}

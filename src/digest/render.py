@@ -103,10 +103,26 @@ def separate_list_items(text: str) -> str:
     return "\n".join(out)
 
 
+def prepare() -> None:
+    """Make the Markdown converter now: called before worker processes fork, each inherits it instead
+    of importing Python-Markdown and building its own (a Hugo page's makes its own on first use)."""
+    global _converter
+    if _converter is None:
+        import markdown
+
+        _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+
+
+def render_parts(article: Article, summary_chars: int) -> tuple[str, str, str]:
+    """`render_entry` as a plain tuple (html, summary, image): what a worker process sends back."""
+    entry = render_entry(article, summary_chars)
+    return entry.html, entry.summary, entry.image
+
+
 def markdown_to_html(text: str, markup: str = "markdown") -> str:
     """Raw (unsanitized) HTML from Markdown; one converter per process, reset between documents.
     `markup="goldmark"` (a Hugo page) adds what Hugo's Goldmark renders by default (GOLDMARK_EXTENSIONS)."""
-    global _converter, _goldmark
+    global _goldmark
     if markup == "goldmark":
         if _goldmark is None:
             import markdown
@@ -117,10 +133,7 @@ def markdown_to_html(text: str, markup: str = "markdown") -> str:
         _goldmark.reset()
         raw = str(_goldmark.convert(separate_list_items(text)))
         return _TASK_BOX.sub(lambda m: "\u2611 " if "checked" in m.group(0) else "\u2610 ", raw)
-    if _converter is None:
-        import markdown
-
-        _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+    prepare()
     _converter.reset()
     return str(_converter.convert(separate_list_items(text)))
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .db import meta_version, open_database, open_read_only, select_in, transaction
+from .db import CHUNK, meta_version, open_database, open_read_only, select_in, transaction
 from .db import migrate as migrate_schema
 from .errors import StateError
 
@@ -274,9 +274,21 @@ class State:
         """The entry ids recorded for those of these permalink paths that have one."""
         return _entry_ids_for(self.db, paths)
 
-    def known_entry_ids(self) -> frozenset[str]:
+    def known_entry_ids(self, among: Sequence[str] | None = None) -> frozenset[str]:
         """Every entry id digest has published or seen: the first ids of permalinks, and the articles
-        seen by runs. Of two articles that claim one slug or id, the one known here keeps it."""
+        seen by runs. Of two articles that claim one slug or id, the one known here keeps it. With
+        `among`, only those of these ids that are known."""
+        if among is not None:
+            query = (
+                "SELECT entry_id FROM entry_ids WHERE entry_id IN ({marks}) "
+                "UNION SELECT entry_id FROM articles_seen WHERE entry_id IN ({marks})"
+            )
+            found: set[str] = set()
+            for start in range(0, len(among), CHUNK // 2):
+                chunk = list(among[start : start + CHUNK // 2])
+                marks = ",".join("?" * len(chunk))
+                found.update(e for (e,) in self.db.execute(query.format(marks=marks), chunk + chunk))
+            return frozenset(found)
         rows = self.db.execute("SELECT entry_id FROM entry_ids UNION SELECT entry_id FROM articles_seen")
         return frozenset(entry_id for (entry_id,) in rows)
 
