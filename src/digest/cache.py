@@ -1,4 +1,4 @@
-"""Caches in the state database: parsed articles, rendered entries, and the last build's fingerprint.
+"""Caches in the state database: the article index, rendered entries, the feeds' keys and the last build.
 
 Everything here can be thrown away: deleting the tables costs one cold build, never a wrong output.
 So the tables live beside the state's own (digests, deliveries) in the same SQLite file, on the same

@@ -1,9 +1,10 @@
 """Articles from the content folder: front matter, typed fields, and the rules of what is published.
 
-`parse_article` is pure (bytes in, `Article` or `ArticleError` out). `collect` is the one place that
-reads the content folder: it walks it, reuses what an optional parse cache already knows about an
-unchanged file (same size and mtime), parses the rest (on every core when there are many), and reports
-each unreadable article as a `Problem` without stopping the others.
+`parse_article` is pure (bytes in, `Article` or `ArticleError` out). This module is the one place that
+reads the content folder: `scan` stats it, `refresh` brings an article index (`cache.Cache`) up to date
+with it, parsing only the files that are new or changed (same size, mtime, ctime and inode: unchanged),
+on every core when there are many, and `collect` gives every article, reporting each unreadable one as
+a `Problem` without stopping the others.
 """
 
 from __future__ import annotations
