@@ -160,7 +160,7 @@ def test_a_full_disk_under_the_state_is_one_error_line(run_site: Site, small_dis
     fill(small_disk)
     status, _, stderr = cli(run_site, "run")
     line = one_error_line(stderr)
-    assert (status == 1 and "No space left" in line) or "full" in line
+    assert status == 1 and ("No space left" in line or "full" in line), line
     assert outbox_files(run_site) == []
 
 

@@ -249,3 +249,42 @@ def test_a_loopback_service_may_be_http(site: Site) -> None:
     assert (server.enabled, server.public_url, server.secret_env) == (True, "http://127.0.0.1:8025/", "KEYS")
     site.write_config("")
     assert not load_config(site.config_path).server.enabled  # off until public_url is set
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("site", "base_url", "https://exa mple.com/", "'site.base_url' must be an absolute http(s) URL"),
+        ("site", "base_url", "https://example.com:99999/", "'site.base_url' must be an absolute http(s) URL"),
+        ("feeds", "url", "javascript:alert(1)/", "'feeds.url' must be an absolute http(s) URL"),
+        ("site", "language", "../../etc", "'site.language' must be a language tag (BCP 47)"),
+        ("feeds", "max_entries", -1, "'feeds.max_entries' must not be negative, not -1"),
+        ("delivery", "retry_backoff", -5, "'delivery.retry_backoff' must not be negative, not -5"),
+        ("feeds", "dir", "content", "'feeds.dir' and the content folder"),
+        ("feeds", "dir", "content/feeds", "'feeds.dir' and the content folder"),
+        ("delivery", "outbox", "content/outbox", "'delivery.outbox' and the content folder"),
+    ],
+)
+def test_urls_languages_numbers_and_folders_that_would_break_output_are_config_errors(
+    site: Site, section: str, key: str, value: object, message: str
+) -> None:
+    """Each of these passed `check` once and then broke every Message-ID, feed link or xml:lang."""
+    site.set(section, **{key: value})
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert message in str(caught.value)
+    assert caught.value.key == f"{section}.{key}"
+
+
+def test_a_bad_base_url_from_the_hugo_config_names_that_file_and_key(site: Site, tmp_path: Path) -> None:
+    hugo = tmp_path / "hugo-site"
+    (hugo / "content").mkdir(parents=True)
+    (hugo / "hugo.json").write_text('{"baseURL": "javascript:alert(1)//", "title": "H"}', encoding="utf-8")
+    site.config_path.write_text(
+        f'[content]\nhugo_site = "{hugo}"\n\n[feeds]\ndir = "feeds"\n', encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(site.config_path)
+    assert caught.value.key == "baseURL"
+    assert caught.value.path == str(hugo / "hugo.json")
+    assert "'baseURL' must be an absolute http(s) URL" in str(caught.value)

@@ -353,3 +353,16 @@ def test_a_draft_records_no_id_until_it_is_published(site: Site) -> None:
     build(site.config(), NOW)
     entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
     assert entry.id == "tag:example.com,2025-06-25:/posts/d/"
+
+
+def test_a_site_under_a_path_keeps_it_in_every_feed_link(site: Site) -> None:
+    site.set("site", base_url="https://example.com/blog/")
+    site.add("1.md", article_text(title="One", main_topics=["AI"]))
+    build(site.config(), NOW)
+    topic_feed = next(path for path in site.feeds.glob("*.xml") if path.name != "index.xml")
+    feed = feedparser.parse(topic_feed.read_bytes()).feed
+    links = {link.rel: link.href for link in feed.links}
+    assert links["alternate"] == f"https://example.com/blog/topics/{topic_feed.stem}/"
+    assert links["self"] == f"https://example.com/blog/feeds/{topic_feed.name}"
+    entry = feedparser.parse((site.feeds / "index.xml").read_bytes()).entries[0]
+    assert entry.link.startswith("https://example.com/blog/")

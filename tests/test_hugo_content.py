@@ -375,3 +375,22 @@ def test_front_matter_that_means_too_much_is_a_problem_never_a_hang_or_a_crash(
     ]
     assert "aliases here expand" in next(p.message for p in report.problems if "laughs" in p.path)
     assert list(entries(tmp_path)) == ["/site/2020/ok/"]
+
+
+def test_an_impossible_offset_or_a_fifo_in_the_content_stops_nothing(tmp_path: Path) -> None:
+    """`+99:00` is no date Hugo or Python can hold: the page has no date (a note), the others publish;
+    a FIFO among the pages is passed over as Hugo passes it, instead of blocking the build."""
+    site = make_site(
+        tmp_path / "site",
+        {
+            "posts/offset.md": yaml_page({"title": "Offset", "date": "2025-06-01T10:00:00+99:00"}),
+            "posts/good.md": yaml_page({"title": "Good", "date": "2020-01-01"}),
+        },
+    )
+    os.mkfifo(site / "content" / "posts" / "pipe.md")
+    config = digest_config(tmp_path, site)
+    result = CliRunner().invoke(main, ["--config", str(config), "build", "--now", NOW_ISO])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert list(entries(tmp_path)) == ["/site/2020/good/"]
+    checked = CliRunner().invoke(main, ["--config", str(config), "check", "--now", NOW_ISO])
+    assert "Traceback" not in checked.output and "offset.md" in checked.output

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .hugo_config import HugoSite, read_hugo_config
+from .hugo_pages import content_dirs
 
 
 @dataclass(frozen=True)
@@ -308,12 +309,16 @@ def _coerce(value: Any, annotation: Any, key: str, root: Path, where: str) -> An
             raise wrong()
         return value
     if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int):
             raise wrong()
+        if value < 0:
+            raise ConfigError(f"'{key}' must not be negative, not {value!r}", path=where, key=key)
         return value
     if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise wrong()
+        if value < 0 or value != value:
+            raise ConfigError(f"'{key}' must not be negative, not {value!r}", path=where, key=key)
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -429,6 +434,21 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
                     path=where,
                     key="delivery.outbox",
                 )
+    # Output written into the articles' folder would be read back as content (Hugo renders an .html).
+    if config.hugo is not None:
+        sources = [(config.hugo.root / folder).resolve() for folder, _ in content_dirs(config.hugo)]
+    else:
+        sources = [config.content.dir]
+    outputs = [*published, *((("delivery.outbox", d.outbox),) if d.method == "outbox" else ())]
+    for key, folder in outputs:
+        for source in sources:
+            if _overlap(folder, source) or _overlap(source, folder):
+                raise ConfigError(
+                    f"'{key}' and the content folder {source} overlap: digest would write its output "
+                    "among the articles",
+                    path=where,
+                    key=key,
+                )
     private = [("state.path", config.state.path)]
     if config.subscribers.file is not None:
         private.append(("subscribers.file", config.subscribers.file))
@@ -452,7 +472,7 @@ def _with_hugo_site(config: Config, raw: Mapping[str, Any]) -> Config:
     if "title" not in given_site and (default.title or hugo.title):
         site["title"] = default.title or hugo.title
     if "base_url" not in given_site and hugo.base_url:
-        site["base_url"] = hugo.base_url if hugo.base_url.endswith("/") else hugo.base_url + "/"
+        site["base_url"] = _hugo_base_url(hugo)
     if "language" not in given_site:
         site["language"] = default.language_code or default.lang
     if "timezone" not in given_site and (default.time_zone or hugo.time_zone):
@@ -480,6 +500,30 @@ def _check_placeholders(template: str, key: str, known: set[str], where: str) ->
         ) from None
 
 
+# RFC 5646's shape (what xml:lang and Babel accept): a primary subtag, then subtags of up to 8.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def _absolute_web_url(url: str) -> bool:
+    """http(s), a host, a valid port, and nothing a URL may not hold (spaces, controls)."""
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return False
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _hugo_base_url(hugo: HugoSite) -> str:
+    return hugo.base_url if hugo.base_url.endswith("/") else hugo.base_url + "/"
+
+
+def _hugo_config_file(hugo: HugoSite) -> str:
+    return hugo.config_files[0] if hugo.config_files else str(hugo.root)
+
+
 def _check(config: Config, where: str) -> None:
     """Rules that span a value's type: a real timezone, an absolute base URL, a usable permalink."""
     try:
@@ -491,12 +535,26 @@ def _check(config: Config, where: str) -> None:
             key="site.timezone",
             hint='an IANA name such as "Asia/Shanghai"',
         ) from None
-    parts = urlsplit(config.site.base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    base_from_hugo = config.hugo is not None and config.site.base_url == _hugo_base_url(config.hugo)
+    if not _absolute_web_url(config.site.base_url):
         raise ConfigError(
-            f"'site.base_url' must be an absolute http(s) URL, not {config.site.base_url!r}",
+            f"'{'baseURL' if base_from_hugo else 'site.base_url'}' must be an absolute http(s) URL "
+            f"(a host, a valid port, no spaces), not {config.site.base_url!r}",
+            path=_hugo_config_file(config.hugo) if base_from_hugo and config.hugo else where,
+            key="baseURL" if base_from_hugo else "site.base_url",
+        )
+    if config.feeds.url and not _absolute_web_url(config.feeds.url):
+        raise ConfigError(
+            f"'feeds.url' must be an absolute http(s) URL, not {config.feeds.url!r}",
             path=where,
-            key="site.base_url",
+            key="feeds.url",
+        )
+    if not _LANGUAGE_TAG.fullmatch(config.site.language):
+        raise ConfigError(
+            f"'site.language' must be a language tag (BCP 47), not {config.site.language!r}",
+            path=where,
+            key="site.language",
+            hint='e.g. "zh-CN" or "en"',
         )
     if "{slug}" not in config.content.permalink:
         raise ConfigError("'content.permalink' must contain {slug}", path=where, key="content.permalink")

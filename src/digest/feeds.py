@@ -222,7 +222,9 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
     if spec.topic is None:
         alternate = site.base_url
     else:
-        alternate = urljoin(site.base_url, quote(config.feeds.topic_page.format(slug=spec.slug)))
+        # Relative to the base URL, so a site under a path (https://x.org/blog/) keeps it.
+        page = config.feeds.topic_page.format(slug=spec.slug).lstrip("/")
+        alternate = urljoin(site.base_url, quote(page))
     feed_generator, media_extension, entry_fixes = _feedgen()
     generator = feed_generator()
     generator.register_extension("digest", media_extension, entry_fixes, atom=True, rss=False)

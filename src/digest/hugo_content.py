@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import posixpath
+import stat
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +144,8 @@ def scan(config: Config) -> list[SourceFile]:
                     st = os.stat(path)
                 except OSError:
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # a FIFO or device would block the read (Hugo reads only regular files too)
                 rel = os.path.relpath(path, root).replace(os.sep, "/")
                 stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"  # as content.scan's
                 found[rel] = SourceFile(rel, path, stamp)

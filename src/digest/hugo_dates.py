@@ -112,8 +112,9 @@ def _build(groups: dict[str, str | None], kind: str, zone: tzinfo) -> datetime |
         year = 1900 + short if short >= 69 else 2000 + short
     fraction = (groups.get("f") or "")[1:]
     micro = int((fraction + "000000")[:6]) if fraction else 0
-    tz = _offset(groups["z"] or "Z") if kind == "offset" else zone
     try:
+        # An offset Python cannot hold (+99:00; Go refuses it too) makes no date, as a bad day does.
+        tz = _offset(groups["z"] or "Z") if kind == "offset" else zone
         return datetime(
             year,
             month,
