@@ -266,3 +266,29 @@ def test_a_subscribers_file_over_the_size_limit_is_refused_unread(site: Site) ->
     assert f"the subscribers file is {MAX_FILE_BYTES + 1} bytes, over the limit of {MAX_FILE_BYTES}" in str(
         caught.value
     )
+
+
+def test_a_language_column_and_list_key_are_read_and_a_bad_tag_is_reported(site: Site) -> None:
+    configure(
+        site,
+        "language,email\nen,a@example.com\n,b@example.com\nnot a tag!,c@example.com\nzh-CN,d@example.com\n",
+        '\nlist = [{ email = "e@example.com", language = "fr" }]\n',
+    )
+    result = load_subscribers(site.config())
+    assert [(s.email, s.language) for s in result.subscribers] == [
+        ("a@example.com", "en"),
+        ("b@example.com", ""),
+        ("d@example.com", "zh-CN"),
+        ("e@example.com", "fr"),
+    ]
+    assert [(p.line, p.message) for p in result.problems] == [
+        (4, "'not a tag!' is not a language tag (e.g. en, zh-CN, fr)")
+    ]
+    # One group (one rendering) per language and topic set.
+    groups = result.by_edition(lambda tag: tag.split("-")[0])
+    assert [key for key in groups] == [
+        ("en", frozenset()),
+        ("", frozenset()),
+        ("zh", frozenset()),
+        ("fr", frozenset()),
+    ]

@@ -347,7 +347,7 @@ def test_the_configured_list_is_synced_each_run_and_never_brings_back_a_suppress
     db: sqlite3.Connection,
 ) -> None:
     def sync(*rows: tuple[str, str, frozenset[str]], at: dt.datetime = NOW) -> store.SyncReport:
-        return store.sync_list(db, list(rows), "config", at)
+        return store.sync_list(db, [(*row, "") for row in rows], "config", at)
 
     everyone = frozenset[str]()
     first = sync(
@@ -383,3 +383,14 @@ def test_the_configured_list_is_synced_each_run_and_never_brings_back_a_suppress
         (e["email"], e["event"], e["method"]) for e in consent(db) if e["event"] in ("import", "remove")
     ]
     assert ("a@example.com", "remove", "no longer listed") in events
+
+
+def test_the_configured_lists_language_is_stored_and_corrected(db: sqlite3.Connection) -> None:
+    store.sync_list(db, [("a@example.com", "A", frozenset(), "en")], "config", NOW)
+    assert [(s.address, s.language) for s in store.recipients(db)] == [("a@example.com", "en")]
+    store.sync_list(db, [("a@example.com", "A", frozenset(), "zh-CN")], "config", minutes(1))
+    assert [(s.address, s.language) for s in store.recipients(db)] == [("a@example.com", "zh-CN")]
+    report = store.import_csv(db, "email,language\nb@example.com,fr\nc@example.com,??\n", "x.csv", minutes(2))
+    assert report.added == 1 and [p.line for p in report.problems] == [3]
+    row = store.subscriber(db, "b@example.com")
+    assert row is not None and row.language == "fr"

@@ -83,7 +83,7 @@ def recipients(config: Config, state: State, report: RunReport, now: dt.datetime
         listed = load_subscribers(config)
         require_subscribers(config, listed)  # a list with nobody usable in it is a mistake
         report.problems.extend(listed.problems)
-        entries = [(s.email, s.name, s.topics) for s in listed.subscribers]
+        entries = [(s.email, s.name, s.topics, s.language) for s in listed.subscribers]
         synced = store.sync_list(state.db, entries, CONFIG_SOURCE, now)
         report.problems.extend(synced.problems)
     store.purge(state.db, now)
@@ -102,7 +102,7 @@ def recipients(config: Config, state: State, report: RunReport, now: dt.datetime
             path=str(config.path),
             hint="`digest subscribers list` shows each one's status",
         )
-    return SubscriberList([Subscriber(s.address, s.name, s.topics) for s in active])
+    return SubscriberList([Subscriber(s.address, s.name, s.topics, s.language) for s in active])
 
 
 def audience(config: Config, state: State, now: dt.datetime) -> Audience:

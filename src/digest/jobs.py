@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from .audience import BounceSummary
     from .render import RenderedEntry
-    from .selection import Digest
+    from .selection import Digest, Edition
     from .subscriptions import ImportReport
 
 log = logging.getLogger(__name__)
@@ -496,12 +496,12 @@ def _run_locked(
             log.info("digest %s was already sent; nothing new to send", period)
             return report
         history = state.history()
-        digest = _compose(config, articles, now, history, cache)
-        if digest is None:
+        editions = _compose_editions(config, articles, now, history, cache)
+        if not editions:
             log.info("nothing new since the last digest; nothing sent")
             return report
-        record, web = weekly.record_digest(config, state, digest, subscribers, report)
-        weekly.write_web_copy(config, state, record, web, report)
+        record, webs = weekly.record_digest(config, state, editions, subscribers, report)
+        weekly.write_web_copy(config, state, record, webs, report)
         courier.deliver(record, subscribers)
         return report
     finally:
@@ -518,6 +518,18 @@ def _compose(
     cutoff, sent = history.previous_cutoff, history.sent_ids
     entries = render_entries(new_articles(articles, config, now, cutoff, sent), config, cache, prune=False)
     return select_digest(articles, config, now, cutoff, sent, entries)
+
+
+def _compose_editions(
+    config: Config, articles: Sequence[Article], now: dt.datetime, history: History, cache: Cache | None
+) -> tuple[Edition, ...]:
+    """The digest of what is new in each site language (`selection.select_editions`), its summaries
+    read from the render stage as `_compose`'s are."""
+    from .selection import new_articles, select_editions
+
+    cutoff, sent = history.previous_cutoff, history.sent_ids
+    entries = render_entries(new_articles(articles, config, now, cutoff, sent), config, cache, prune=False)
+    return select_editions(articles, config, now, cutoff, sent, entries)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from .config import Config
 from .content import Article, Topic, is_published, site_topics, topic_key
+from .feed_sets import articles_by_language, site_languages
 from .feeds import topic_slug
 from .i18n import localisation
 from .render import RenderedEntry, render_entry
@@ -116,6 +117,37 @@ def select_digest(
     groups = group_articles(chosen, names, config, entries or {})
     lower = lower_bound(config, now, previous_cutoff)
     return Digest(period=period_of(now, config), since=lower, now=now, groups=groups)
+
+
+@dataclass(frozen=True)
+class Edition:
+    """The digest of one site language: what its subscribers get (before their topics pick from it)."""
+
+    language: str  # the site language's key (`feed_sets.SiteLanguage`); "" on a one-language site
+    config: Config  # the config as that language's digest sees it: its title, words, dates, URLs
+    digest: Digest
+
+
+def select_editions(
+    articles: Sequence[Article],
+    config: Config,
+    now: dt.datetime,
+    previous_cutoff: dt.datetime | None = None,
+    sent_ids: frozenset[str] = frozenset(),
+    entries: Mapping[str, RenderedEntry] | None = None,
+) -> tuple[Edition, ...]:
+    """One digest per site language that has something new, from that language's articles only, in
+    the order of `feed_sets.site_languages` (the default language first); () when nothing is new. A
+    one-language site has one edition: `select_digest`'s digest."""
+    by_language = articles_by_language(articles, config)
+    editions = []
+    for language in site_languages(config):
+        digest = select_digest(
+            by_language.get(language.key, []), language.config, now, previous_cutoff, sent_ids, entries
+        )
+        if digest is not None:
+            editions.append(Edition(language.key, language.config, digest))
+    return tuple(editions)
 
 
 def group_articles(

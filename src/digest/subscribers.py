@@ -1,8 +1,10 @@
 """Who gets the digest: `[subscribers] file` (CSV) and/or `[subscribers] list`, validated.
 
-The CSV has a header row `email,name,topics` (`name` and `topics` optional); `topics` is separated by
-`;` and holds topic names as the articles spell them (matched by `content.topic_key`, so case and
-spacing don't matter). An empty topic set means "every topic". A row with an invalid or repeated
+The CSV has a header row `email,name,topics,language` (`name`, `topics` and `language` optional);
+`topics` is separated by `;` and holds topic names as the articles spell them (matched by
+`content.topic_key`, so case and spacing don't matter). An empty topic set means "every topic".
+`language` is a language tag (`en`, `zh-CN`, `fr`): which of the site's languages the subscriber reads
+(`feed_sets.language_of`); empty means the site's default language. A row with an invalid or repeated
 address is reported as a `Problem` and skipped; the others still get the digest. A file that does not
 parse row for row (a stray `"` opens a field that swallows the rows after it) is an error: nobody is
 sent anything rather than the rows after it silently.
@@ -20,7 +22,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.errors import HeaderParseError
@@ -33,7 +35,7 @@ from .content import topic_key
 from .errors import ConfigError, DigestError, Problem
 from .text import one_line
 
-COLUMNS = ("email", "name", "topics")
+COLUMNS = ("email", "name", "topics", "language")
 MAX_FILE_BYTES = 64_000_000  # about a million subscribers; more is not a file digest should hold in memory
 MAX_ADDRESS = 254  # RFC 5321: a path is at most 256 octets, brackets included
 
@@ -43,6 +45,8 @@ MAX_ADDRESS = 254  # RFC 5321: a path is at most 256 octets, brackets included
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _ADDRESS = re.compile(rf"^{_LOCAL}@{_LABEL}(?:\.{_LABEL})+$")
+# A language tag as BCP 47 spells one (subtags of letters and digits, the first letters only).
+_LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*$")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Subscriber:
     email: str
     name: str = ""
     topics: frozenset[str] = frozenset()  # topic keys; empty = every topic
+    language: str = ""  # a language tag as given; "" = the site's default language
 
 
 @dataclass
@@ -63,6 +68,23 @@ class SubscriberList:
         for subscriber in self.subscribers:
             groups.setdefault(subscriber.topics, []).append(subscriber)
         return groups
+
+    def by_edition(
+        self, language_of: Callable[[str], str]
+    ) -> dict[tuple[str, frozenset[str]], list[Subscriber]]:
+        """Subscribers grouped by (site language, topic set), in first-seen order: the digest is
+        rendered once per group. `language_of` maps a subscriber's tag to a site language's key."""
+        groups: dict[tuple[str, frozenset[str]], list[Subscriber]] = {}
+        for subscriber in self.subscribers:
+            groups.setdefault((language_of(subscriber.language), subscriber.topics), []).append(subscriber)
+        return groups
+
+
+def language_problem(value: str) -> str | None:
+    """Why `value` is not a language tag, or None ("" is: the site's default language)."""
+    if value and not _LANGUAGE.match(value):
+        return f"{value!r} is not a language tag (e.g. en, zh-CN, fr)"
+    return None
 
 
 def address_problem(email: str) -> str | None:
@@ -169,7 +191,7 @@ def _display(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-Row = tuple[str, int | None, str, str, frozenset[str]]  # (where, line, email, name, topics)
+Row = tuple[str, int | None, str, str, frozenset[str], str]  # (where, line, email, name, topics, language)
 
 
 def _add(result: SubscriberList, seen: dict[str, str], rows: Iterable[Row | Problem]) -> None:
@@ -177,8 +199,8 @@ def _add(result: SubscriberList, seen: dict[str, str], rows: Iterable[Row | Prob
         if isinstance(row, Problem):
             result.problems.append(row)
             continue
-        where, line, email, name, topics = row
-        problem = address_problem(email)
+        where, line, email, name, topics, language = row
+        problem = address_problem(email) or language_problem(language)
         place = f"{where}:{line}" if line else where
         if problem is None and email.casefold() in seen:
             problem = f"{email!r} is listed twice (first at {seen[email.casefold()]})"
@@ -186,11 +208,12 @@ def _add(result: SubscriberList, seen: dict[str, str], rows: Iterable[Row | Prob
             result.problems.append(Problem(where, problem, line, hint="this subscriber is skipped"))
             continue
         seen[email.casefold()] = place
-        result.subscribers.append(Subscriber(email, name, topics))
+        result.subscribers.append(Subscriber(email, name, topics, language))
 
 
 def parse_csv(text: str, where: str) -> list[Row | Problem]:
-    """Rows of a subscribers CSV; a header that is not `email[,name][,topics]` makes the file unusable."""
+    """Rows of a subscribers CSV; a header that is not `email[,name][,topics][,language]` (in any
+    order) makes the file unusable."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -206,10 +229,10 @@ def parse_csv(text: str, where: str) -> list[Row | Problem]:
     unknown = [c for c in columns if c not in COLUMNS]
     if "email" not in columns or unknown or len(set(columns)) != len(columns):
         raise DigestError(
-            f"the header row must name the columns email,name,topics, not {','.join(header)!r}",
+            f"the header row must name the columns email,name,topics,language, not {','.join(header)!r}",
             path=where,
             line=1,
-            hint="name and topics are optional; no other column is allowed",
+            hint="name, topics and language are optional; no other column is allowed",
         )
     rows: list[Row | Problem] = []
     start = reader.line_num + 1  # the line the next row starts on
@@ -245,6 +268,7 @@ def parse_csv(text: str, where: str) -> list[Row | Problem]:
                 record.get("email", "").strip(),
                 safe_name(record.get("name", "")),
                 split_topics(record.get("topics", "")),
+                record.get("language", "").strip(),
             )
         )
     return rows
@@ -262,19 +286,30 @@ def _from_config(entries: Sequence[Mapping[str, Any]], where: str) -> list[Row |
                 key=key,
                 hint="known keys: " + ", ".join(COLUMNS),
             )
-        name, topics = entry.get("name", ""), entry.get("topics")
-        if not isinstance(name, str) or not (
-            topics is None
-            or isinstance(topics, str)
-            or (isinstance(topics, list) and all(isinstance(t, str) for t in topics))
+        name, topics, language = entry.get("name", ""), entry.get("topics"), entry.get("language", "")
+        if (
+            not isinstance(name, str)
+            or not isinstance(language, str)
+            or not (
+                topics is None
+                or isinstance(topics, str)
+                or (isinstance(topics, list) and all(isinstance(t, str) for t in topics))
+            )
         ):
             raise ConfigError(
-                f"'{key}': name must be a string and topics a string or a list of strings",
+                f"'{key}': name and language must be strings and topics a string or a list of strings",
                 path=where,
                 key=key,
             )
         rows.append(
-            (f"{where} [{key}]", None, str(entry["email"]).strip(), safe_name(name), split_topics(topics))
+            (
+                f"{where} [{key}]",
+                None,
+                str(entry["email"]).strip(),
+                safe_name(name),
+                split_topics(topics),
+                language.strip(),
+            )
         )
     return rows
 

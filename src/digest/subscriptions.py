@@ -34,7 +34,7 @@ from email_validator import EmailNotValidError, validate_email
 from .db import migrate as migrate_schema
 from .db import select_in, transaction
 from .errors import DigestError, Problem, StateError
-from .subscribers import parse_csv, split_topics
+from .subscribers import language_problem, parse_csv, split_topics
 from .text import one_line
 
 SCHEMA_VERSION = 1
@@ -498,7 +498,7 @@ def import_csv(db: sqlite3.Connection, text: str, where: str, now: dt.datetime) 
             if isinstance(row, Problem):
                 report.problems.append(row)
                 continue
-            place, line, raw, name, topics = row
+            place, line, raw, name, topics, language = row
             shown = f"{place}:{line}" if line else place
             try:
                 address = normalise_address(raw)
@@ -508,6 +508,10 @@ def import_csv(db: sqlite3.Connection, text: str, where: str, now: dt.datetime) 
                         place, f"{raw!r} is not a valid email address: {exc}", line, "this row is skipped"
                     )
                 )
+                continue
+            wrong_language = language_problem(language)
+            if wrong_language is not None:
+                report.problems.append(Problem(place, wrong_language, line, "this row is skipped"))
                 continue
             if address in seen:
                 report.problems.append(
@@ -523,13 +527,14 @@ def import_csv(db: sqlite3.Connection, text: str, where: str, now: dt.datetime) 
                 report.kept += 1
                 continue
             db.execute(
-                "INSERT INTO subscribers (address, name, topics, status, source, created, updated) "
-                "VALUES (?, ?, ?, 'active', 'import', ?, ?) ON CONFLICT (address) DO UPDATE SET "
-                "name = excluded.name, topics = excluded.topics, status = 'active', "
-                "updated = excluded.updated",
-                (address, clean_name(name), _json(sorted(topics)), _at(now), _at(now)),
+                "INSERT INTO subscribers (address, name, language, topics, status, source, created, updated) "
+                "VALUES (?, ?, ?, ?, 'active', 'import', ?, ?) ON CONFLICT (address) DO UPDATE SET "
+                "name = excluded.name, language = excluded.language, topics = excluded.topics, "
+                "status = 'active', updated = excluded.updated",
+                (address, clean_name(name), language, _json(sorted(topics)), _at(now), _at(now)),
             )
-            _log(db, now, address, "import", source=shown, details={"name": name, "topics": sorted(topics)})
+            details = {"name": name, "topics": sorted(topics), "language": language}
+            _log(db, now, address, "import", source=shown, details=details)
             if current is None:
                 report.added += 1
             else:
@@ -550,20 +555,21 @@ class SyncReport:
 
 def sync_list(
     db: sqlite3.Connection,
-    entries: Sequence[tuple[str, str, frozenset[str]]],
+    entries: Sequence[tuple[str, str, frozenset[str], str]],
     source: str,
     now: dt.datetime,
 ) -> SyncReport:
     """Make the active subscribers from `source` (`[subscribers] file`, `list`) the `entries`
-    (address, name, topic keys), in one transaction: a new address becomes active; an active one the list
-    added gets the list's name and topics, one from elsewhere (a signup, a change of preferences) is
-    kept as its subscriber left it; a suppressed one is skipped, whatever the list says; an address
-    this source listed before and lists no longer is removed (not suppressed: listing it again brings
-    it back). Addresses that came from elsewhere (a signup, `digest subscribers import`) are left alone."""
+    (address, name, topic keys, language tag), in one transaction: a new address becomes active; an
+    active one the list added gets the list's name, topics and language, one from elsewhere (a signup,
+    a change of preferences) is kept as its subscriber left it; a suppressed one is skipped, whatever
+    the list says; an address this source listed before and lists no longer is removed (not
+    suppressed: listing it again brings it back). Addresses that came from elsewhere (a signup,
+    `digest subscribers import`) are left alone."""
     report = SyncReport()
     wanted: set[str] = set()
     with transaction(db):
-        for raw, name, topics in entries:
+        for raw, name, topics, language in entries:
             try:
                 address = normalise_address(raw)
             except AddressError as exc:
@@ -580,12 +586,13 @@ def sync_list(
                 owned = db.execute(
                     "SELECT 1 FROM subscribers WHERE address = ? AND source = ?", (address, _clip(source))
                 ).fetchone()
-                wanted_row = (clean_name(name), frozenset(topics))
-                if owned and (current.name, current.topics) != wanted_row:
+                wanted_row = (clean_name(name), frozenset(topics), language)
+                if owned and (current.name, current.topics, current.language) != wanted_row:
                     # The list's own row, corrected in the list: the list is its authority.
                     db.execute(
-                        "UPDATE subscribers SET name = ?, topics = ?, updated = ? WHERE address = ?",
-                        (wanted_row[0], _json(sorted(topics)), _at(now), address),
+                        "UPDATE subscribers SET name = ?, topics = ?, language = ?, updated = ? "
+                        "WHERE address = ?",
+                        (wanted_row[0], _json(sorted(topics)), language, _at(now), address),
                     )
                     _log(
                         db,
@@ -593,18 +600,27 @@ def sync_list(
                         address,
                         "import",
                         source=source,
-                        details={"name": name, "topics": sorted(topics)},
+                        details={"name": name, "topics": sorted(topics), "language": language},
                     )
                 report.kept += 1
                 continue
             db.execute(
-                "INSERT INTO subscribers (address, name, topics, status, source, created, updated) "
-                "VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
-                "name = excluded.name, topics = excluded.topics, status = 'active', "
-                "source = excluded.source, updated = excluded.updated",
-                (address, clean_name(name), _json(sorted(topics)), _clip(source), _at(now), _at(now)),
+                "INSERT INTO subscribers (address, name, language, topics, status, source, created, updated) "
+                "VALUES (?, ?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
+                "name = excluded.name, language = excluded.language, topics = excluded.topics, "
+                "status = 'active', source = excluded.source, updated = excluded.updated",
+                (
+                    address,
+                    clean_name(name),
+                    language,
+                    _json(sorted(topics)),
+                    _clip(source),
+                    _at(now),
+                    _at(now),
+                ),
             )
-            _log(db, now, address, "import", source=source, details={"name": name, "topics": sorted(topics)})
+            details = {"name": name, "topics": sorted(topics), "language": language}
+            _log(db, now, address, "import", source=source, details=details)
             report.added += 1
         listed = db.execute(
             "SELECT address FROM subscribers WHERE source = ? AND status = 'active'", (_clip(source),)

@@ -10,17 +10,18 @@ import datetime as dt
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
 from .delivery import Outcome, RefusalWatch, Transport, UnknownOutcome
 from .errors import DeliveryError, DigestError, OutputError, Problem
+from .feed_sets import language_of, site_languages
 from .message import NO_TOKENS, LinkTokens, build_message, make_message_id
 from .output import safe_join, write_atomic
 from .reports import RunReport
-from .selection import Digest, for_topics
+from .selection import Digest, Edition, for_topics
 from .state import OPEN_STATUSES, Delivery, DigestRecord, State
 from .subscribers import SubscriberList
 from .templating import RenderedDigest, archive_files, render_digest
@@ -53,78 +54,110 @@ def _rendered(parts: dict[str, Any]) -> RenderedDigest:
     )
 
 
+def web_variant(language: str) -> str:
+    """The stored rendering of a language's web copy ("web" on a one-language site)."""
+    return WEB_VARIANT if not language else f"{WEB_VARIANT}:{language}"
+
+
 def record_digest(
-    config: Config, state: State, digest: Digest, subscribers: SubscriberList, report: RunReport
-) -> tuple[DigestRecord, RenderedDigest]:
-    """Render once per distinct subset of the digest, then record everything before the first send."""
-    ids = digest.article_ids
+    config: Config,
+    state: State,
+    editions: Sequence[Edition],
+    subscribers: SubscriberList,
+    report: RunReport,
+) -> tuple[DigestRecord, dict[str, RenderedDigest]]:
+    """Render once per distinct subset of each language's digest, then record everything before the
+    first send; the web copies (by stored variant) are returned for `write_web_copy`."""
+    period = editions[0].digest.period
+    ids = tuple(sorted({i for edition in editions for i in edition.digest.article_ids}))
     # From the period and the articles, not the clock: should the record ever be lost (a power cut
     # before the disk had it), composing again gives the same Message-IDs to the same messages.
-    base = hashlib.sha256("\0".join([digest.period, *ids]).encode()).hexdigest()[:16]
+    base = hashlib.sha256("\0".join([period, *ids]).encode()).hexdigest()[:16]
+    by_language = {edition.language: edition for edition in editions}
+    default = site_languages(config)[0].key
+
+    def reads(tag: str) -> str:
+        found = language_of(config, tag)
+        return default if found is None else found
+
     renders: dict[str, RenderedDigest] = {}
-    variant_of: dict[tuple[str, ...], str] = {}  # article ids of a subset → its variant
+    variant_of: dict[tuple[str, tuple[str, ...]], str] = {}  # (language, article ids of a subset) → variant
     deliveries: list[Delivery] = []
-    for topics, members in subscribers.by_topics().items():
-        part = for_topics(digest, topics) if topics else digest
-        if part is None:
+    for (language, topics), members in subscribers.by_edition(reads).items():
+        edition = by_language.get(language)
+        whole = edition.digest if edition is not None else None
+        part = whole if whole is None or not topics else for_topics(whole, topics)
+        if edition is None or whole is None or part is None:
             report.no_match += len(members)
             continue
         # Two topic sets that pick the same articles get the same rendering.
-        variant = variant_of.get(part.article_ids)
+        variant = variant_of.get((language, part.article_ids))
         if variant is None:
-            variant = "all" if part.article_ids == ids else "topics:" + ";".join(sorted(topics))
-            variant_of[part.article_ids] = variant
-            renders[variant] = render_digest(part, config)
+            variant = "all" if part.article_ids == whole.article_ids else "topics:" + ";".join(sorted(topics))
+            variant = f"{language}:{variant}" if language else variant
+            variant_of[(language, part.article_ids)] = variant
+            renders[variant] = render_digest(part, edition.config)
         deliveries.extend(
-            Delivery(s.email, s.name, variant, make_message_id(digest.period, s.email, config, salt=base))
+            Delivery(s.email, s.name, variant, make_message_id(period, s.email, config, salt=base))
             for s in members
         )
-    web = render_digest(digest, config, web=True)
+    webs = {
+        web_variant(edition.language): render_digest(edition.digest, edition.config, web=True)
+        for edition in editions
+    }
     stored = {variant: _parts(r) for variant, r in renders.items()}
-    stored[WEB_VARIANT] = _parts(web)
+    stored.update((variant, _parts(web)) for variant, web in webs.items())
     record = state.record_digest(
-        period=digest.period,
-        since=digest.since,
-        cutoff=digest.now,
+        period=period,
+        since=editions[0].digest.since,
+        cutoff=editions[0].digest.now,
         message_id_base=base,
         article_ids=ids,
         renders=stored,
         deliveries=deliveries,
     )
-    report.period, report.articles = digest.period, len(ids)
+    report.period, report.articles = period, len(ids)
     report.recipients, report.renders = len(deliveries), len(renders)
     report.warnings.extend(dict.fromkeys(w for r in renders.values() for w in r.warnings))
     log.info(
         "digest %s: %d articles for %d recipients, %d renderings",
-        digest.period,
+        period,
         len(ids),
         len(deliveries),
         len(renders),
     )
-    return record, web
+    return record, webs
 
 
 def write_web_copy(
-    config: Config, state: State, record: DigestRecord, web: RenderedDigest | None, report: RunReport
+    config: Config,
+    state: State,
+    record: DigestRecord,
+    webs: Mapping[str, RenderedDigest] | None,
+    report: RunReport,
 ) -> None:
-    """The digest's web copy and the index of every digest, under `[digest] archive_dir`."""
-    if web is None:
-        stored = state.renders(record.id).get(WEB_VARIANT)
-        if stored is None:
-            return
-        web = _rendered(stored)
-    # archive_files reads only the period from the digest when handed its rendering.
-    shell = Digest(period=record.period, since=record.since, now=record.cutoff, groups=())
-    files = archive_files(shell, config, state.history().periods, rendered=web)
-    folder = config.digest.archive_dir
-    for name in sorted(files):
-        try:
-            if write_atomic(safe_join(folder, name), files[name]):
-                report.archive.append(name)
-        except OutputError as exc:
-            # The web copy is a convenience: a full archive disk must not cost anyone the email.
-            report.problems.append(Problem.from_error(exc, str(folder)))
-            return
+    """Each language's web copy of the digest and the index of every digest, under its `[digest]
+    archive_dir` (the default language's; `<lang>/` inside it for the others)."""
+    stored = state.renders(record.id) if webs is None else {}
+    for language in site_languages(config):
+        variant = web_variant(language.key)
+        web = webs.get(variant) if webs is not None else None
+        if web is None and variant in stored:
+            web = _rendered(stored[variant])
+        if web is None:
+            continue
+        # archive_files reads only the period from the digest when handed its rendering.
+        shell = Digest(period=record.period, since=record.since, now=record.cutoff, groups=())
+        files = archive_files(shell, language.config, state.history().periods, rendered=web)
+        folder = language.config.digest.archive_dir
+        for name in sorted(files):
+            try:
+                if write_atomic(safe_join(folder, name), files[name]):
+                    report.archive.append(language.prefix + name)
+            except OutputError as exc:
+                # The web copy is a convenience: a full archive disk must not cost anyone the email.
+                report.problems.append(Problem.from_error(exc, str(folder)))
+                return
 
 
 def _send_everyone(address: str) -> str | None:
