@@ -117,8 +117,8 @@ def test_each_digest_speaks_its_language_and_links_its_own_web_copy(sent: Sent) 
     zh_html, en_html = _body(messages["zh@example.com"], "html"), _body(messages["en@example.com"], "html")
     assert "在浏览器中查看" in zh_html and "View in browser" not in zh_html
     assert "View in browser" in en_html and "在浏览器中查看" not in en_html
-    assert messages["zh@example.com"]["Subject"].startswith("项目 ")
-    assert messages["en@example.com"]["Subject"].startswith("Project ")
+    assert messages["zh@example.com"]["Subject"] == "项目 周报 2026-W49"
+    assert messages["en@example.com"]["Subject"] == "Project weekly 2026-W49"
     # "View in browser": each language's web copy, written where its link points.
     period = "2026-W49"
     zh_copy = f"https://p.example.com/docs/feeds/digests/{period}.html"

@@ -23,8 +23,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from premailer import Premailer
 
-from .config import Config
+from .config import Config, DigestConfig
 from .errors import DigestError
+from .i18n import localisation
 from .jinja import sandboxed_environment, template_error
 from .present import archive_index_context, build_context, unsubscribe_link
 from .selection import Digest, move_oldest_to_overflow
@@ -151,9 +152,14 @@ def kb(size: int) -> str:
 
 
 def subject_line(config: Config, period: str) -> str:
-    """`[digest] subject` with {site} and {period} filled; never more than one line."""
-    subject = config.digest.subject.replace("{site}", config.site.title).replace("{period}", period)
-    return one_line(subject)
+    """`[digest] subject` with {site} and {period} filled; never more than one line. Left at its
+    default, the subject is in the digest's language (`{site} 周报 {period}`, `{site} weekly {period}`)."""
+    template = config.digest.subject
+    if template == DigestConfig.subject:
+        template = localisation(config.site.language).pgettext(
+            "the subject when [digest] subject is not set", "{site} weekly {period}"
+        )
+    return one_line(template.replace("{site}", config.site.title).replace("{period}", period))
 
 
 def plain_text(text: str) -> str:
