@@ -144,3 +144,21 @@ def test_a_subscribers_language_tag_finds_the_sites_language(tmp_path: Path) -> 
         "en",
     ]
     assert language_of(config, "fr") is None
+
+
+def test_check_notes_a_language_the_site_does_not_have(tmp_path: Path) -> None:
+    root = project_site(tmp_path / "site")
+    (tmp_path / "config.toml").write_text(CONFIG.format(site=root), encoding="utf-8")
+    (tmp_path / "subscribers.csv").write_text(
+        "email,language\na@example.com,fr\nb@example.com,fr-CA\nc@example.com,en\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "config.toml"), "check", "--now", NOW.isoformat()]
+    )
+    notes = [line for line in result.output.splitlines() if "subscribers: language" in line]
+    assert notes == [
+        "note: subscribers: language 'fr' (1 subscriber) is none of the site's; they get the digest in zh-CN",
+        "note: subscribers: language 'fr-CA' (1 subscriber) is none of the site's; they get the digest in "
+        "zh-CN",
+    ]
+    assert result.exit_code == 0, result.output

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .audience import BounceSummary
     from .render import RenderedEntry
     from .selection import Digest, Edition
+    from .subscribers import Subscriber
     from .subscriptions import ImportReport
 
 log = logging.getLogger(__name__)
@@ -408,10 +409,28 @@ def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
             envelope_sender(config)  # `run` needs an address in [digest] from to send anything
             subscribers = load_subscribers(config)
             problems.extend(subscribers.problems)
+            if notes is not None:
+                notes.extend(_language_notes(config, subscribers.subscribers))
             require_subscribers(config, subscribers)  # `run` refuses a list with nobody usable in it
         except DigestError as exc:
             problems.append(Problem.from_error(exc, str(config.path)))
     return problems
+
+
+def _language_notes(config: Config, subscribers: Sequence[Subscriber]) -> list[str]:
+    """One note per language tag of the list that names none of the site's languages."""
+    from .feed_sets import language_of, site_languages
+
+    unknown: dict[str, int] = {}
+    for subscriber in subscribers:
+        if language_of(config, subscriber.language) is None:
+            unknown[subscriber.language] = unknown.get(subscriber.language, 0) + 1
+    default = site_languages(config)[0].config.site.language
+    return [
+        f"subscribers: language {tag!r} ({count} subscriber{'s' if count != 1 else ''}) is none of the "
+        f"site's; they get the digest in {default}"
+        for tag, count in unknown.items()
+    ]
 
 
 def schedule_lines(config: Config, now: dt.datetime) -> list[str]:
