@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 from .hugo_config import HugoSite, read_hugo_config
 from .hugo_pages import content_dirs
+from .urls import legacy_permalink, plain_pattern_problem
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class SiteConfig:
 @dataclass(frozen=True)
 class ContentConfig:
     dir: Path = Path("content")
-    permalink: str = "/posts/{slug}/"
+    permalink: str = "/posts/:slugorfilename/"
     topic_field: str = "main_topics"
     summary_fields: tuple[str, ...] = ("summary", "description")
     image_fields: tuple[str, ...] = ("featured_image", "cover", "images")
@@ -556,11 +557,15 @@ def _check(config: Config, where: str) -> None:
             key="site.language",
             hint='e.g. "zh-CN" or "en"',
         )
-    if "{slug}" not in config.content.permalink:
-        raise ConfigError("'content.permalink' must contain {slug}", path=where, key="content.permalink")
-    _check_placeholders(
-        config.content.permalink, "content.permalink", {"slug", "year", "month", "day"}, where
-    )
+    pattern = config.content.permalink
+    problem = plain_pattern_problem(legacy_permalink(pattern) or pattern)
+    if problem:
+        raise ConfigError(
+            f"'content.permalink' {problem}: {pattern!r}",
+            path=where,
+            key="content.permalink",
+            hint='Hugo\'s tokens, e.g. "/posts/:slugorfilename/" or "/:year/:month/:slug/"',
+        )
     _check_placeholders(config.feeds.topic_page, "feeds.topic_page", {"slug"}, where)
     if config.feeds.max_entries < 1:
         raise ConfigError("'feeds.max_entries' must be at least 1", path=where, key="feeds.max_entries")

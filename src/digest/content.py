@@ -25,12 +25,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .config import Config, ContentConfig, SiteConfig
 from .errors import ArticleError, Problem
 from .front_matter import Fields, load_front_matter, split_front_matter
+from .urls import plain_link
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
@@ -653,7 +654,7 @@ def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: boo
     slug = fields.text("slug") or default_slug
     if "/" in slug or slug in (".", ".."):
         raise ArticleError(f"'slug' must not contain '/' ({slug!r})", line=fields.line_of("slug"))
-    url, url_path = _permalink(settings, slug, date)
+    url, url_path = _permalink(settings, rel, fields.text("slug"), title, date)
     entry_id = fields.text("id")
     if entry_id and (clean_xml_text(entry_id) != entry_id or any(c.isspace() for c in entry_id)):
         raise ArticleError(
@@ -706,13 +707,12 @@ def _dedupe_topics(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def _permalink(settings: _ParseSettings, slug: str, date: dt.datetime) -> tuple[str, str]:
-    """(absolute URL, its path) of an article."""
-    path = settings.permalink.format(
-        slug=slug, year=f"{date.year:04d}", month=f"{date.month:02d}", day=f"{date.day:02d}"
-    )
-    # Like Hugo: the permalink is below the base URL's own path (https://example.com/blog/posts/x/).
-    path = settings.base_path + quote(path, safe="/:@!$&'()*+,;=-._~").lstrip("/")
+def _permalink(
+    settings: _ParseSettings, rel: str, slug: str, title: str, date: dt.datetime
+) -> tuple[str, str]:
+    """(absolute URL, its path) of an article: `[content] permalink` expanded by Hugo's rules
+    (`urls.plain_link`), below the base URL's own path, as Hugo's (https://example.com/blog/posts/x/)."""
+    path = settings.base_path + plain_link(settings.permalink, rel, slug, title, date).lstrip("/")
     return settings.origin + path, path
 
 

@@ -386,6 +386,7 @@ def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
     problems = list(collection.problems)
     if notes is not None:
         notes.extend(collection.notes)
+        notes.extend(_permalink_notes(config))
     try:
         run_trigger(config)  # what `digest schedule` would refuse at start
         feeds_trigger(config)
@@ -415,6 +416,19 @@ def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
         except DigestError as exc:
             problems.append(Problem.from_error(exc, str(config.path)))
     return problems
+
+
+def _permalink_notes(config: Config) -> list[str]:
+    """The deprecation note of a `[content] permalink` written with the old `{slug}` placeholders."""
+    from .urls import legacy_permalink
+
+    tokens = legacy_permalink(config.content.permalink) if config.hugo is None else None
+    if tokens is None:
+        return []
+    return [
+        f"{config.path}: [content] permalink {config.content.permalink!r} uses the old {{…}} placeholders, "
+        f"deprecated: it reads as {tokens!r} (Hugo's tokens); write that instead"
+    ]
 
 
 def _language_notes(config: Config, subscribers: Sequence[Subscriber]) -> list[str]:

@@ -484,3 +484,59 @@ def permalink(page: PageFacts, patterns: Mapping[str, str], base_url: str, rules
     pattern = patterns.get(page.section, "")
     expanded = expand_permalink(pattern, page, rules) if pattern else ""
     return absolute(base_url, page_link(page, expanded, rules))
+
+
+# ---------------------------------------------------------------- the plain mode's `[content] permalink`
+
+# The placeholders `[content] permalink` had before it took Hugo's tokens, and the token each one reads
+# as now: `{slug}` was the front-matter slug, else the file name (the folder's for an index.md).
+LEGACY_PLACEHOLDERS = {"{slug}": ":slugorfilename", "{year}": ":year", "{month}": ":month", "{day}": ":day"}
+# A plain-mode pattern must hold one of these: without it every article would have one URL.
+PER_PAGE_TOKENS = (":slug", ":slugorfilename", ":filename", ":title")
+
+
+def legacy_permalink(pattern: str) -> str | None:
+    """The token form of a pattern written with the old `{slug}` placeholders (`/posts/{slug}/` →
+    `/posts/:slugorfilename/`), or None when it holds none of them."""
+    if "{" not in pattern:
+        return None
+    converted = pattern
+    for placeholder, token in LEGACY_PLACEHOLDERS.items():
+        converted = converted.replace(placeholder, token)
+    return converted
+
+
+def plain_pattern_problem(pattern: str) -> str | None:
+    """Why `[content] permalink` (token form) cannot give each article its own URL, or None."""
+    if "{" in pattern or "}" in pattern:
+        return "has an unknown placeholder or a stray brace (the old ones: {slug} {year} {month} {day})"
+    problem = validate_pattern(pattern)
+    if problem:
+        return f"is not a pattern Hugo accepts: {problem}"
+    if not any(re.search(re.escape(token) + r"(?![a-z\[])", pattern) for token in PER_PAGE_TOKENS):
+        return "must hold :slug, :slugorfilename, :filename or :title"
+    return None
+
+
+def plain_link(pattern: str, rel: str, slug: str, title: str, date: datetime) -> str:
+    """The link below the site root of the plain folder's file `rel` (`posts/x.md`) with front-matter
+    `slug` ("" when none), `title` and `date`: `pattern` expanded as Hugo expands `[permalinks]`, then
+    sanitised as Hugo sanitises a page's path (`urlize`, lower-cased), percent-encoded."""
+    pattern = legacy_permalink(pattern) or pattern
+    folder, _, filename = rel.rpartition("/")
+    stem = filename.rsplit(".", 1)[0]
+    entries = tuple(folder.split("/")) if folder else ()
+    page = PageFacts(
+        dir=folder + "/" if folder else "",
+        translation_base_name=stem,
+        content_base_name=entries[-1] if stem == "index" and entries else stem,
+        section=entries[0] if entries else "",
+        section_entries=entries,
+        title=title,
+        slug=slug,
+        url="",
+        date=date,
+        lang_prefix="",
+    )
+    rules = PathRules()
+    return page_link(page, expand_permalink(pattern, page, rules), rules)
