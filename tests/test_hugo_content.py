@@ -212,6 +212,24 @@ def test_a_cascade_in_an_index_file_changes_the_next_build(tmp_path: Path) -> No
     assert entries(tmp_path) == {}  # a draft section removes its pages
 
 
+def test_only_changed_files_are_parsed_again(tmp_path: Path) -> None:
+    site = _blog(tmp_path)
+    config = load_config(digest_config(tmp_path, site))
+    first = jobs.build(config, NOW)
+    assert first.parsed >= 8
+    _touch(site / "content/posts/c.md", yaml_page({"title": "C2", "date": "2020-01-03"}, "New body.\n"))
+    second = jobs.build(config, NOW)
+    assert second.parsed == 1
+    assert sorted(entries(tmp_path)) == [
+        "/site/2020/a/",
+        "/site/2020/b/",
+        "/site/2020/c2/",
+    ]  # :slug is the title
+    # The Hugo config is part of every parse's key: a changed config reads every file again.
+    (site / "hugo.toml").write_text(HUGO_TOML.replace("/:year/:slug/", "/p/:slug/"), encoding="utf-8")
+    assert jobs.build(load_config(digest_config(tmp_path, site)), NOW).parsed == first.parsed
+
+
 def test_a_changed_hugo_config_changes_the_next_build(tmp_path: Path) -> None:
     site = _blog(tmp_path)
     jobs.build(load_config(digest_config(tmp_path, site)), NOW)

@@ -6,9 +6,12 @@ Hugo's decisions, and turns every dated page that Hugo lists site-wide into the 
 plain mode makes. A page without a date, a file Hugo skips, an unknown shortcode are notes, not
 problems; only front matter that Hugo itself rejects is a problem (that file is skipped).
 
-Every file is read on every build that has work to do: a page's URL and publishing depend on other
-files (the `cascade` of an `_index.md`, the section tree), so per-file parses are not cached; the
-no-change build (`tree_signature`) and the render cache (keyed by the expanded body) still apply.
+Per-file parses are cached as the plain mode's are (`content.ParseCache`, handed in by `jobs`): what
+one file gives on its own (its classification, front matter and body), keyed by the file's path and
+stamp and by the Hugo config. Everything that depends on other files (the `cascade` of an `_index.md`,
+the section tree, URLs, `ref` targets, shortcodes) is decided afresh from those parses on every build
+that has work, so no change to another file can leave a page stale. The no-change build
+(`tree_signature`) and the render cache (keyed by the expanded body) still apply.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from frontmatter.default_handlers import YAMLHandler
 
 from . import front_matter, shortcodes
 from .config import Config
-from .content import Article, Collection, SourceFile, clean_xml_text, shown_path, tag_uri, topic_key
+from .content import (
+    Article,
+    Collection,
+    ParseCache,
+    SourceFile,
+    clean_xml_text,
+    shown_path,
+    tag_uri,
+    topic_key,
+)
 from .errors import ArticleError, Problem
 from .hugo_config import HugoSite
 from .hugo_dates import HugoCYAMLLoader
@@ -159,6 +171,12 @@ def tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
     return hashlib.sha256(settings + listing).hexdigest()
 
 
+def _parse_key(config: Config) -> str:
+    """What one file's parse depends on besides the file: the parser and the Hugo config."""
+    settings = repr((PARSER_VERSION, config.hugo, config.content.max_file_bytes)).encode()
+    return hashlib.sha256(settings).hexdigest()[:16]
+
+
 def _site(config: Config) -> HugoSite:
     if config.hugo is None:
         raise ValueError("not a Hugo site: [content] hugo_site is not set")
@@ -174,6 +192,7 @@ class _Read:
 
 def collect(
     config: Config,
+    cache: ParseCache | None = None,
     *,
     files: Sequence[SourceFile] | None = None,
     known_ids: Set[str] = frozenset(),
@@ -183,13 +202,32 @@ def collect(
     collection = Collection()
     notes: list[tuple[str, str]] = []
     reads: dict[str, _Read] = {}
+    prefix = "hugo:" + _parse_key(config) + ":"
+    cached: set[str] = set()
+    fresh: list[tuple[str, str, Article | Problem | bytes]] = []
     for source in files if files is not None else scan(config):
-        result = _read(source, site, config.content.max_file_bytes, notes)
+        key, stamp = prefix + source.rel, repr(source.stamp)
+        hit = cache.lookup(key) if cache is not None else None
+        value: Any = hit[1] if hit is not None and hit[0] == stamp else None
+        if isinstance(value, tuple) and len(value) == 2:
+            result, file_notes = value
+        else:
+            file_notes = []
+            result = _read(source, site, config.content.max_file_bytes, file_notes)
+            if result is not None:
+                fresh.append((key, stamp, pickle.dumps((result, file_notes), protocol=5)))
+                collection.parsed += 1
+        notes.extend(file_notes)
+        if result is not None:
+            cached.add(key)
         if isinstance(result, Problem):
             collection.problems.append(result)
         elif result is not None:
             reads[source.rel] = result
-    collection.parsed = len(reads)
+    if cache is not None:
+        if fresh:
+            cache.store(fresh)
+        cache.forget_except(cached)
     decided = decide_pages([r.source for r in reads.values()], site, _DECIDED_AT)
     notes.extend((note.path, note.message) for note in decided.notes)
     resolver = _Resolver(decided.pages, {rel: r.source.file for rel, r in reads.items()})

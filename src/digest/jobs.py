@@ -169,11 +169,12 @@ def _collect(
     known_ids: Set[str] = frozenset(),
 ) -> Collection:
     """The articles without their bodies: a Hugo site's pages (`hugo_content`, bodies loaded: their
-    shortcodes need the other pages' URLs), else the content folder's (`content`)."""
+    shortcodes need the other pages' URLs), else the content folder's (`content`); both reuse the
+    cache's per-file parses."""
     if config.hugo is not None:
         from . import hugo_content
 
-        return hugo_content.collect(config, files=files, known_ids=known_ids)
+        return hugo_content.collect(config, cache, files=files, known_ids=known_ids)
     return collect(config, cache, workers, bodies=False, files=files, known_ids=known_ids)
 
 
