@@ -422,6 +422,127 @@ def plain_site(root: Path) -> Path:
 
 
 # Pages whose summary the author wrote (before <!--more-->, or the `summary` field), by site.
+_TAGS = (
+    "AI",
+    "Chips",
+    "Policy",
+    "Open Source",
+    "Cloud",
+    "Robots",
+    "Data",
+    "Security",
+    "Funding",
+    "Research",
+    "Energy",
+    "Health",
+    "Mobile",
+    "Space",
+)
+_WORDS = (
+    "model",
+    "chip",
+    "数据",
+    "market",
+    "open",
+    "weights",
+    "agent",
+    "policy",
+    "cloud",
+    "训练",
+    "robot",
+    "energy",
+    "release",
+    "benchmark",
+    "export",
+    "模型",
+)
+
+
+def sized_site(root: Path, pages: int = 10_000, *, feeds_only: bool = False) -> Path:
+    """A generated bilingual blog of `pages` content files (the benchmarks' site): en by default and
+    every tenth page in French (`x.fr.md`), sections with nested sections and bundles, per-section
+    `[permalinks]`, tags from 14, YAML, TOML and JSON front matter, a `<!--more-->` or `summary` now and
+    then, some drafts and future pages, a `ref` to an earlier page, dates from 2001 to 2021.
+    `feeds_only` adds `feeds.toml`, which `hugo --config hugo.toml,feeds.toml` reads to render only
+    RSS (no page HTML, no sitemap), at most 50 entries a feed, as digest's feeds."""
+    config = """
+baseURL = "https://example.org/blog/"
+title = "The Big Blog"
+languageCode = "en-us"
+timeZone = "Europe/Paris"
+defaultContentLanguage = "en"
+rssLimit = 50
+
+[languages.en]
+weight = 1
+[languages.fr]
+weight = 2
+title = "Le Grand Blog"
+languageCode = "fr-fr"
+
+[permalinks]
+posts = "/:year/:month/:slug/"
+notes = "/:section/:filename/"
+docs = "/manual/:sections[1:]/:slugorfilename/"
+
+[taxonomies]
+tag = "tags"
+"""
+    files: dict[str, str | bytes] = {"hugo.toml": config}
+    if feeds_only:
+        files["feeds.toml"] = (
+            'disableKinds = ["sitemap", "robotsTXT", "404"]\n[outputs]\nhome = ["RSS"]\n'
+            'section = ["RSS"]\ntaxonomy = ["RSS"]\nterm = ["RSS"]\npage = []\n'
+        )
+    sections = ("posts", "notes", "docs/guide", "docs/api/v2")
+    for section in ("posts", "notes", "docs", "docs/guide", "docs/api", "docs/api/v2"):
+        files[f"content/{section}/_index.md"] = yaml_page({"title": section.rsplit("/", 1)[-1].title()})
+    for i in range(pages):
+        section = sections[i % len(sections)]
+        year, month, day = 2001 + i % 21, 1 + i % 12, 1 + i % 28
+        date = f"{year:04d}-{month:02d}-{day:02d}T{i % 24:02d}:{i % 60:02d}:00+01:00"
+        if i % 97 == 5:
+            date = "2099-01-01T00:00:00Z"  # future
+        words = [_WORDS[(i * 7 + k) % len(_WORDS)] for k in range(6)]
+        title = f"{' '.join(words[:4]).title()} {i}"
+        tags = [_TAGS[i % len(_TAGS)], _TAGS[(i * 5 + 3) % len(_TAGS)]]
+        paragraphs = [" ".join(words * 8) + "." for _ in range(5)]
+        if i % 3 == 0:
+            paragraphs.insert(1, "<!--more-->")
+        target_index = _ref_target(i, len(sections))
+        if i % 11 == 0 and i % 10 != 9 and target_index is not None:
+            target = f"p{target_index:05d}.md"
+            paragraphs.append(f'See [earlier]({{{{< ref "{target}" >}}}}) and **bold** `code`.')
+        body = "\n\n".join(paragraphs) + "\n"
+        lang = ".fr" if i % 10 == 9 else ""
+        name = f"p{i:05d}{lang}.md" if i % 25 else f"p{i:05d}/index{lang}.md"
+        path = f"content/{section}/{name}"
+        fields: dict[str, Any] = {"title": title, "date": date, "tags": tags}
+        if i % 53 == 7:
+            fields["draft"] = True
+        if i % 17 == 4:
+            fields["summary"] = "An *authored* summary."
+        if i % 7 == 1:
+            lines = "\n".join(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in fields.items())
+            files[path] = toml_page(lines, body)
+        elif i % 7 == 2:
+            files[path] = json_page(fields, body)
+        else:
+            files[path] = yaml_page(fields, body)
+    _write(root, files)
+    return root
+
+
+def _ref_target(i: int, step: int) -> int | None:
+    """An earlier English, published, non-bundle page of the same section as page `i`, if any."""
+    j = i - 2 * step
+    while j >= 0:
+        if j % 10 != 9 and j % 25 and j % 53 != 7 and j % 97 != 5:
+            return j
+        j -= step
+    return None
+
+
 AUTHORED = {
     "blog": {"posts/more.md", "posts/more-case.md", "posts/summary-field.md"},
     "project": set(),
