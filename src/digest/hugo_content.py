@@ -298,7 +298,8 @@ def _read(
             raw = handle.read(limit + 1)
     except OSError as exc:
         return Problem(source.rel, f"cannot read: {exc.strerror}")
-    found = classify(source.rel, site, raw[:512].decode("utf-8", "replace"))
+    if source.rel.endswith(_HTML):  # only an .html file's head can change what it is
+        found = classify(source.rel, site, raw[:512].decode("utf-8", "replace"))
     if not isinstance(found, ContentFile):
         if found.note:
             notes.append((source.rel, found.note))

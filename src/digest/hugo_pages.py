@@ -149,10 +149,11 @@ def classify(path: str, site: HugoSite, head: str = "") -> ContentFile | Skipped
     rel = path[len(folder) + 1 :]
     if any(_ignored_name(part) for part in rel.split("/")):
         return Skipped(path, None)
-    absolute_path = str(site.root / path)
-    for pattern in site.ignore_files:
-        if re.search(pattern, absolute_path):
-            return Skipped(path, None)
+    if site.ignore_files:
+        absolute_path = str(site.root / path)
+        for pattern in site.ignore_files:
+            if re.search(pattern, absolute_path):
+                return Skipped(path, None)
     name = posixpath.basename(rel)
     stem, dot, ext = name.rpartition(".")
     if not dot:
