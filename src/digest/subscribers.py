@@ -62,13 +62,6 @@ class SubscriberList:
     subscribers: list[Subscriber] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
-    def by_topics(self) -> dict[frozenset[str], list[Subscriber]]:
-        """Subscribers grouped by topic set, in first-seen order: the digest is rendered once per group."""
-        groups: dict[frozenset[str], list[Subscriber]] = {}
-        for subscriber in self.subscribers:
-            groups.setdefault(subscriber.topics, []).append(subscriber)
-        return groups
-
     def by_edition(
         self, language_of: Callable[[str], str]
     ) -> dict[tuple[str, frozenset[str]], list[Subscriber]]:
