@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS parse_topics (
     PRIMARY KEY (key, topic_key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS topics_by_publish ON parse_topics (topic_key, publish_us);
 CREATE INDEX IF NOT EXISTS topics_by_date ON parse_topics (topic_key, date_us, key);
+-- A Hugo site's per-file parses (hugo_content.ParseStore): pickled, keyed by the Hugo config and path.
+CREATE TABLE IF NOT EXISTS hugo_parses (key TEXT PRIMARY KEY, stamp TEXT NOT NULL, value BLOB NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS render_cache (
     key TEXT PRIMARY KEY, html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS build_fingerprint (folder TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
@@ -84,7 +87,7 @@ class Cache:
             self.db.executescript(
                 "DROP TABLE IF EXISTS parse_cache; DROP TABLE IF EXISTS parse_topics; "
                 "DROP TABLE IF EXISTS parse_values; DROP TABLE IF EXISTS parse_clashes; "
-                "DROP TABLE IF EXISTS parse_listing; "
+                "DROP TABLE IF EXISTS parse_listing; DROP TABLE IF EXISTS hugo_parses; "
                 "DROP TABLE IF EXISTS render_cache; "
                 "DROP TABLE IF EXISTS build_fingerprint; DROP TABLE IF EXISTS build_record; "
                 "DROP TABLE IF EXISTS feed_keys; "
@@ -312,6 +315,19 @@ class Cache:
                         events.append(from_micros(value))
                         break
         return events
+
+    # -- a Hugo site's per-file parses (hugo_content.ParseStore)
+
+    def hugo_parses(self) -> dict[str, tuple[str, bytes]]:
+        """(stamp, pickled parse) by key."""
+        return {key: (stamp, value) for key, stamp, value in self.db.execute("SELECT * FROM hugo_parses")}
+
+    def set_hugo_parses(self, fresh: Sequence[tuple[str, str, bytes]], keep: Set[str]) -> None:
+        """Remember the fresh (key, stamp, pickled parse) rows and forget every key not in `keep`."""
+        with transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO hugo_parses VALUES (?, ?, ?)", fresh)
+            stale = [(key,) for (key,) in self.db.execute("SELECT key FROM hugo_parses") if key not in keep]
+            self.db.executemany("DELETE FROM hugo_parses WHERE key = ?", stale)
 
     # -- render cache
 

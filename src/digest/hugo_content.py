@@ -6,7 +6,7 @@ Hugo's decisions, and turns every dated page that Hugo lists site-wide into the 
 plain mode makes. A page without a date, a file Hugo skips, an unknown shortcode are notes, not
 problems; only front matter that Hugo itself rejects is a problem (that file is skipped).
 
-Per-file parses are cached as the plain mode's are (`content.ParseCache`, handed in by `jobs`): what
+Per-file parses are cached (`ParseStore`, which `cache.Cache` provides and `jobs` hands in): what
 one file gives on its own (its classification, front matter and body), keyed by the file's path and
 stamp and by the Hugo config. Everything that depends on other files (the `cascade` of an `_index.md`,
 the section tree, URLs, `ref` targets, shortcodes) is decided afresh from those parses on every build
@@ -26,7 +26,7 @@ import posixpath
 import stat
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import yaml
@@ -34,16 +34,7 @@ from frontmatter.default_handlers import YAMLHandler
 
 from . import front_matter, shortcodes
 from .config import Config
-from .content import (
-    Article,
-    Collection,
-    ParseCache,
-    SourceFile,
-    clean_xml_text,
-    shown_path,
-    tag_uri,
-    topic_key,
-)
+from .content import Article, Collection, SourceFile, clean_xml_text, shown_path, tag_uri, topic_key
 from .errors import ArticleError, Problem
 from .hugo_config import HugoSite
 from .hugo_dates import HugoCYAMLLoader
@@ -171,6 +162,27 @@ def tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
     return hashlib.sha256(settings + listing).hexdigest()
 
 
+class ParseStore(Protocol):
+    """Where `collect` keeps each file's parse between builds; `cache.Cache` provides one."""
+
+    def hugo_parses(self) -> dict[str, tuple[str, bytes]]:
+        """(the file's stamp when it was parsed, the pickled parse) by key."""
+
+    def set_hugo_parses(self, fresh: Sequence[tuple[str, str, bytes]], keep: Set[str]) -> None:
+        """Remember the fresh (key, stamp, pickled parse) rows; forget every key not in `keep`."""
+
+
+def _unpickled(value: bytes) -> tuple[_Read | Problem, list[tuple[str, str]]] | None:
+    """A stored parse, or None when it is not one this code wrote (then the file is read again)."""
+    try:
+        parse = pickle.loads(value)  # noqa: S301 - our own cache, written by `collect`
+    except Exception:
+        return None
+    if isinstance(parse, tuple) and len(parse) == 2 and isinstance(parse[0], _Read | Problem):
+        return parse
+    return None
+
+
 def _parse_key(config: Config) -> str:
     """What one file's parse depends on besides the file: the parser and the Hugo config."""
     settings = repr((PARSER_VERSION, config.hugo, config.content.max_file_bytes)).encode()
@@ -192,7 +204,7 @@ class _Read:
 
 def collect(
     config: Config,
-    cache: ParseCache | None = None,
+    cache: ParseStore | None = None,
     *,
     files: Sequence[SourceFile] | None = None,
     known_ids: Set[str] = frozenset(),
@@ -202,14 +214,16 @@ def collect(
     collection = Collection()
     notes: list[tuple[str, str]] = []
     reads: dict[str, _Read] = {}
-    prefix = "hugo:" + _parse_key(config) + ":"
+    prefix = _parse_key(config) + ":"
+    known = cache.hugo_parses() if cache is not None else {}
     cached: set[str] = set()
-    fresh: list[tuple[str, str, Article | Problem | bytes]] = []
+    fresh: list[tuple[str, str, bytes]] = []
     for source in files if files is not None else scan(config):
-        key, stamp = prefix + source.rel, repr(source.stamp)
-        hit = cache.lookup(key) if cache is not None else None
-        value: Any = hit[1] if hit is not None and hit[0] == stamp else None
-        if isinstance(value, tuple) and len(value) == 2:
+        key, stamp = prefix + source.rel, str(source.stamp)
+        hit = known.get(key)
+        value = _unpickled(hit[1]) if hit is not None and hit[0] == stamp else None
+        result: _Read | Problem | None
+        if value is not None:
             result, file_notes = value
         else:
             file_notes = []
@@ -224,10 +238,8 @@ def collect(
             collection.problems.append(result)
         elif result is not None:
             reads[source.rel] = result
-    if cache is not None:
-        if fresh:
-            cache.store(fresh)
-        cache.forget_except(cached)
+    if cache is not None and (fresh or set(known) - cached):
+        cache.set_hugo_parses(fresh, cached)
     decided = decide_pages([r.source for r in reads.values()], site, _DECIDED_AT)
     notes.extend((note.path, note.message) for note in decided.notes)
     resolver = _Resolver(decided.pages, {rel: r.source.file for rel, r in reads.items()})
