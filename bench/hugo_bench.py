@@ -3,9 +3,10 @@
 Not a test: numbers, measured on this machine. The site is `tests/hugo_sites.sized_site` (10,000 content
 files by default: a bilingual blog with sections, bundles, per-section permalinks, tags, refs). Each
 command runs `--repeat` times (default 3) from cold: digest with a fresh state database and no feeds,
-hugo with a fresh destination and cache folder. Printed: the median wall time, the slowest, and the peak
-memory of the whole process tree (`bench.measure`: proportional set size, workers included), with the
-load average before and after (the machine is shared).
+hugo with a fresh destination and cache folder. Printed: the median wall time, the slowest, the median
+CPU time (user + system, workers included) and the peak memory of the whole process tree
+(`bench.measure`: proportional set size), with the load average before and after (the machine is
+shared). A command that does not exit 0 stops the benchmark.
 
   digest build   `digest build` on `[content] hugo_site` (every language's feeds, 50 entries a feed)
   hugo list all  `hugo list all`: Hugo reading the site and deciding every page, nothing rendered
@@ -41,22 +42,22 @@ def _config(folder: Path, site: Path) -> Path:
     return path
 
 
-def _runs(
-    name: str, command: list[str], fresh: list[Path], repeat: int, rows: list[tuple[str, str, str, str]]
-) -> None:
-    times, peaks = [], []
+def _runs(name: str, command: list[str], fresh: list[Path], repeat: int, rows: list[tuple[str, ...]]) -> None:
+    times, cpus, peaks = [], [], []
     for _ in range(repeat):
         for path in fresh:
             if path.is_dir():
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
-        elapsed, peak, status = measure(command)
-        if status not in (0, 3):
-            raise SystemExit(f"{name}: exit status {status}")
-        times.append(elapsed)
-        peaks.append(peak)
-    rows.append((name, f"{statistics.median(times):.2f} s", f"{max(times):.2f} s", f"{max(peaks):.0f} MiB"))
+        run = measure(command)
+        if run.status != 0:
+            raise SystemExit(f"{name}: exit status {run.status}")
+        times.append(run.seconds)
+        cpus.append(run.cpu)
+        peaks.append(run.mib)
+    median, slowest, cpu = statistics.median(times), max(times), statistics.median(cpus)
+    rows.append((name, f"{median:.2f} s", f"{slowest:.2f} s", f"{cpu:.2f} s", f"{max(peaks):.0f} MiB"))
 
 
 def main() -> None:
@@ -77,7 +78,7 @@ def main() -> None:
         env_home.mkdir()
         os.environ["HOME"] = str(env_home)  # hugo writes nothing of its own outside the folders named
         before = os.getloadavg()
-        rows: list[tuple[str, str, str, str]] = []
+        rows: list[tuple[str, ...]] = []
         digest = [*DIGEST, "--config", str(config), "build", "--now", NOW]
         _runs("digest build, cold", digest, [folder / "feeds", folder / "state.sqlite3"], args.repeat, rows)
         listing = [hugo, "list", "all", "--source", str(site)]
@@ -90,8 +91,8 @@ def main() -> None:
     print(f"Hugo site: {args.pages:,} generated pages, {os.cpu_count()} cores, medians of {args.repeat}")
     print(f"load average before: {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}")
     print(f"load average after:  {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
-    print("| what | median | slowest | peak memory |")
-    print("|---|---|---|---|")
+    print("| what | wall, median | wall, slowest | CPU, median | peak memory |")
+    print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 
