@@ -9,6 +9,7 @@ CPU time (user + system, workers included) and the peak memory of the whole proc
 shared). A command that does not exit 0 stops the benchmark.
 
   digest build   `digest build` on `[content] hugo_site` (every language's feeds, 50 entries a feed)
+  one edited     then: one page's body changed, `digest build` again (the per-file parses cached)
   hugo list all  `hugo list all`: Hugo reading the site and deciding every page, nothing rendered
   hugo feeds     `hugo --config hugo.toml,feeds.toml`: Hugo's RSS only (no page HTML), 50 entries a feed
 
@@ -23,6 +24,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -42,9 +44,18 @@ def _config(folder: Path, site: Path) -> Path:
     return path
 
 
-def _runs(name: str, command: list[str], fresh: list[Path], repeat: int, rows: list[tuple[str, ...]]) -> None:
+def _runs(
+    name: str,
+    command: list[str],
+    fresh: list[Path],
+    repeat: int,
+    rows: list[tuple[str, ...]],
+    before: Callable[[], None] | None = None,
+) -> None:
     times, cpus, peaks = [], [], []
     for _ in range(repeat):
+        if before is not None:
+            before()
         for path in fresh:
             if path.is_dir():
                 shutil.rmtree(path)
@@ -81,6 +92,15 @@ def main() -> None:
         rows: list[tuple[str, ...]] = []
         digest = [*DIGEST, "--config", str(config), "build", "--now", NOW]
         _runs("digest build, cold", digest, [folder / "feeds", folder / "state.sqlite3"], args.repeat, rows)
+        # After the cold runs the state holds every parse: each run edits one page, then builds.
+        page = site / "content" / "posts" / "p00004.md"
+        edits = iter(range(args.repeat))
+
+        def edit() -> None:
+            text = page.read_text(encoding="utf-8")
+            page.write_text(text + f"\nEdit {next(edits)}.\n", encoding="utf-8")
+
+        _runs("digest build, one page edited", digest, [], args.repeat, rows, before=edit)
         listing = [hugo, "list", "all", "--source", str(site)]
         _runs("hugo list all", listing, [], args.repeat, rows)
         public, cache = work / "public", work / "hugo-cache"
