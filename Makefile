@@ -55,9 +55,11 @@ lint: $(VENV)/.stamp-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-## bench: cold and no-change builds of generated corpora, digest rendering, SMTP throughput
+## bench: builds beside Hugo (plain corpus and a generated Hugo site), digest rendering, SMTP throughput, one-click unsubscribes
 bench: $(VENV)/.stamp-test
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/hugo_bench.py
+	$(BIN)/python bench/unsubscribe_bench.py
 
 ## soak: random SIGKILLs and SIGTERMs during a 1,000-recipient SMTP send, against slow, dropping and busy servers
 soak: $(VENV)/.stamp-test
