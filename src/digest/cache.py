@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS hugo_parses (key TEXT PRIMARY KEY, stamp TEXT NOT NUL
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS render_cache (
     key TEXT PRIMARY KEY, html TEXT NOT NULL, summary TEXT NOT NULL, image TEXT NOT NULL);
+-- Renderings that ran out of their budget (seconds) or failed (budget NULL): the verdict the feeds and
+-- the digest both keep, until the article or the budget changes.
+CREATE TABLE IF NOT EXISTS render_failures (key TEXT PRIMARY KEY, budget REAL, cause TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS build_fingerprint (folder TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feed_keys (
     folder TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (folder, name));
@@ -88,7 +91,7 @@ class Cache:
                 "DROP TABLE IF EXISTS parse_cache; DROP TABLE IF EXISTS parse_topics; "
                 "DROP TABLE IF EXISTS parse_values; DROP TABLE IF EXISTS parse_clashes; "
                 "DROP TABLE IF EXISTS parse_listing; DROP TABLE IF EXISTS hugo_parses; "
-                "DROP TABLE IF EXISTS render_cache; "
+                "DROP TABLE IF EXISTS render_cache; DROP TABLE IF EXISTS render_failures; "
                 "DROP TABLE IF EXISTS build_fingerprint; DROP TABLE IF EXISTS build_record; "
                 "DROP TABLE IF EXISTS feed_keys; "
                 "DROP TABLE cache_meta;"
@@ -348,6 +351,24 @@ class Cache:
             if keep is not None:
                 stale = {k for (k,) in self.db.execute("SELECT key FROM render_cache")} - keep
                 self.db.executemany("DELETE FROM render_cache WHERE key = ?", [(k,) for k in stale])
+
+    def render_failures(self, keys: Iterable[str]) -> dict[str, tuple[float | None, str]]:
+        """{key: (budget in seconds, or None when it failed; its cause)} of renderings that did not end."""
+        query = "SELECT key, budget, cause FROM render_failures WHERE key IN ({marks})"
+        return {key: (budget, cause) for key, budget, cause in select_in(self.db, query, list(keys))}
+
+    def store_render_failures(
+        self, failures: Mapping[str, tuple[float | None, str]], keep: set[str] | None
+    ) -> None:
+        """Remember these verdicts; with `keep`, forget every other one not in it."""
+        with transaction(self.db):
+            self.db.executemany(
+                "INSERT OR REPLACE INTO render_failures VALUES (?, ?, ?)",
+                [(key, budget, cause) for key, (budget, cause) in failures.items()],
+            )
+            if keep is not None:
+                stale = {k for (k,) in self.db.execute("SELECT key FROM render_failures")} - keep
+                self.db.executemany("DELETE FROM render_failures WHERE key = ?", [(k,) for k in stale])
 
     # -- build fingerprints
 

@@ -62,6 +62,7 @@ class ContentConfig:
     summary_chars: int = 160
     max_file_bytes: int = 5_000_000
     hugo_site: Path | None = None
+    render_timeout: float = 10.0  # seconds one article's Markdown may take to render (render.py)
 
 
 @dataclass(frozen=True)
@@ -408,6 +409,13 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
             f"'delivery.smtp_port' must be between 1 and 65535, not {d.smtp_port}",
             path=where,
             key="delivery.smtp_port",
+        )
+    if not 0 < config.content.render_timeout <= 3600:
+        raise ConfigError(
+            "'content.render_timeout' must be more than 0 and at most 3600 seconds, not "
+            f"{config.content.render_timeout:g}",
+            path=where,
+            key="content.render_timeout",
         )
     for key, seconds in (("smtp_timeout", d.smtp_timeout), ("smtp_data_timeout", d.smtp_data_timeout)):
         if not seconds > 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ from .content import (
     refresh,
     reject_duplicates,
     scan,
+    shown_path,
     tree_signature,
     utf8_names,
 )
@@ -129,13 +131,26 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
                 {path: (entry_id, published) for _, path, entry_id, published in unrecorded}
             )
             cache.mark_recorded([row[0] for row in unrecorded])
-        candidates = cache.feed_candidates(now, config.feeds.max_entries, skipped)
-        articles = _with_ids(
-            candidates, state.recorded_entry_ids([urlsplit(a.url).path for a in candidates if a.derived_id])
-        )
+
+        def candidates(leaving_out: Set[str] = frozenset()) -> list[Article]:
+            """What the feeds can show, when the articles of these sources are not there."""
+            found = cache.feed_candidates(
+                now, config.feeds.max_entries, skipped | {index_key(config, s) for s in leaving_out}
+            )
+            paths = [urlsplit(a.url).path for a in found if a.derived_id]
+            return _with_ids(found, state.recorded_entry_ids(paths))
+
         total, published = cache.counts(len(named), now, skipped)
         report = _build_feeds(
-            config, now, articles, problems, cache, parsed=parsed, counts=(total, published), workers=workers
+            config,
+            now,
+            candidates(),
+            problems,
+            cache,
+            parsed=parsed,
+            counts=(total, published),
+            workers=workers,
+            reselect=candidates,
         )
         window = publication_window(cache.events_around(now, skipped), now)
         cache.set_build_record(folder, signature, window, report)
@@ -251,9 +266,11 @@ def _build_feeds(
     parsed: int = 0,
     counts: tuple[int, int] | None = None,
     workers: int | None = None,
+    reselect: Callable[[Set[str]], Sequence[Article]] | None = None,
 ) -> BuildReport:
     """The feeds of `articles` written; `counts` (articles, published) when `articles` holds only the
-    published ones that can be in a feed (see `cache.Cache.feed_candidates`)."""
+    published ones that can be in a feed (see `cache.Cache.feed_candidates`), and then `reselect`
+    gives them again without the articles of some sources."""
     published = [a for a in articles if is_published(a, now)]
     from .feed_sets import plan_feed_sets  # feedgen and Markdown load only when a build has work
     from .feeds import feed_key
@@ -277,7 +294,27 @@ def _build_feeds(
     # `run`, at another time); `build` records anew when it is the caller.
     cache.forget_build_record(str(folder))
 
-    entries = render_entries(plan.articles, config, cache, workers)
+    # An article whose Markdown cannot be rendered within its budget is not published: the feeds are
+    # planned again without it (another may take its place), as if it were not there. Its verdict is
+    # cached, so whichever worker was killed for it, the same input makes the same feeds.
+    unrenderable: list[Article] = []
+    while True:
+        render_problems: list[Problem] = []
+        entries = render_entries(
+            [*plan.articles, *unrenderable], config, cache, workers, problems=render_problems
+        )
+        newly = [a for a in plan.articles if a.entry_id not in entries]
+        if not newly:
+            break
+        unrenderable += newly
+        gone = {a.source for a in unrenderable}
+        remaining = articles if reselect is None else reselect(gone)
+        plan = plan_feeds([a for a in remaining if is_published(a, now) and a.source not in gone], config)
+    if unrenderable:
+        fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint(config)}"
+        report.feeds = len(plan.feeds)
+        report.published = published_count - len(unrenderable)
+        report.problems = [*sorted([*problems, *render_problems], key=lambda p: p.path), *plan.problems]
     report.rendered = len(entries)
     # A feed whose inputs are those it was last written from is the file on disk (when nobody changed
     # it): only the feeds an edit reaches are made again.
@@ -341,38 +378,56 @@ def render_entries(
     workers: int | None = None,
     *,
     prune: bool = True,
+    problems: list[Problem] | None = None,
 ) -> dict[str, RenderedEntry]:
     """Rendered HTML, summary and image of each article (`render.render_entry`), by entry id.
 
-    Markdown is rendered only when the cache has no rendering of the same bytes, and on every core when
-    there are many. `prune` (a feeds build) drops the cache's renderings of every other article.
+    Markdown is rendered only when the cache has no rendering of the same bytes, in worker processes
+    (on every core when there are many), each article within `[content] render_timeout`: one that
+    runs out of it, or fails, is left out and reported in `problems`. That verdict is cached as a
+    rendering is, so the feeds and the digest agree on it and no later build spends the budget on the
+    same bytes again (until the budget is raised). `prune` (a feeds build) drops the cache's renderings
+    of every other article.
     """
-    from .render import RenderedEntry, prepare, render_entry, render_parts  # Markdown and nh3 load here
+    from .render import RenderedEntry, prepare, render_parts, unrendered  # Markdown and nh3 load here
+    from .workers import Failed, Overrun, bounded_map
 
+    budget = config.content.render_timeout
     keys = {a.entry_id: _render_key(a, config) for a in articles}
     cached = cache.rendered(keys.values()) if cache is not None else {}
-    missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in cached])
+    verdicts = cache.render_failures(k for k in keys.values() if k not in cached) if cache is not None else {}
+    # A failure stands; running out of time stands unless the budget is larger now.
+    failed = {k: v for k, v in verdicts.items() if v[0] is None or budget <= v[0]}
+    missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in cached | failed.keys()])
     cores = workers if workers is not None else (os.cpu_count() or 1)
-    chars = config.content.summary_chars
-    if cores > 1 and len(missing) >= _PARALLEL_RENDER_THRESHOLD:
-        from concurrent.futures import ProcessPoolExecutor  # costs start-up time; only cold builds need it
-
-        prepare()  # imported and built once, here: the workers fork with it
-        with ProcessPoolExecutor(max_workers=cores) as pool:
-            parts = pool.map(
-                render_parts,
-                missing,
-                [chars] * len(missing),
-                chunksize=max(1, len(missing) // (cores * 4)),
-            )
-            fresh = [RenderedEntry(*part) for part in parts]
-    else:
-        fresh = [render_entry(a, chars) for a in missing]
-    new_entries = {keys[a.entry_id]: entry for a, entry in zip(missing, fresh, strict=True)}
+    prepare()  # imported and built once, here: the workers fork with it
+    outcomes = bounded_map(
+        functools.partial(render_parts, summary_chars=config.content.summary_chars),
+        missing,
+        budget=budget,
+        workers=cores if len(missing) >= _PARALLEL_RENDER_THRESHOLD else 1,
+    )
+    new_entries: dict[str, RenderedEntry] = {}
+    new_failures: dict[str, tuple[float | None, str]] = {}
+    for article, outcome in zip(missing, outcomes, strict=True):
+        if isinstance(outcome, Overrun):
+            new_failures[keys[article.entry_id]] = (outcome.seconds, "")
+        elif isinstance(outcome, Failed):
+            new_failures[keys[article.entry_id]] = (None, outcome.message)
+        else:
+            new_entries[keys[article.entry_id]] = RenderedEntry(*outcome)
     if cache is not None:
-        cache.store_rendered(new_entries, keep=set(keys.values()) if prune else None)
+        keep = set(keys.values()) if prune else None
+        cache.store_rendered(new_entries, keep=keep)
+        cache.store_render_failures(new_failures, keep=keep)
+    failed.update(new_failures)
+    if problems is not None:
+        for article in articles:
+            if keys[article.entry_id] in failed:
+                message, hint = unrendered(*failed[keys[article.entry_id]])
+                problems.append(Problem(shown_path(config, article.source), message, hint=hint))
     by_key = {**cached, **new_entries}
-    return {entry_id: by_key[key] for entry_id, key in keys.items()}
+    return {entry_id: by_key[key] for entry_id, key in keys.items() if key in by_key}
 
 
 def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
@@ -530,7 +585,9 @@ def _run_locked(
             log.info("digest %s was already sent; nothing new to send", period)
             return report
         history = state.history()
-        editions = _compose_editions(config, articles, now, history, cache)
+        unrendered: list[Problem] = []
+        editions = _compose_editions(config, articles, now, history, cache, unrendered)
+        report.problems.extend(p for p in unrendered if p not in report.problems)
         if not editions:
             log.info("nothing new since the last digest; nothing sent")
             return report
@@ -543,27 +600,48 @@ def _run_locked(
 
 
 def _compose(
-    config: Config, articles: Sequence[Article], now: dt.datetime, history: History, cache: Cache | None
+    config: Config,
+    articles: Sequence[Article],
+    now: dt.datetime,
+    history: History,
+    cache: Cache | None,
+    problems: list[Problem] | None = None,
 ) -> Digest | None:
     """The digest of what is new, its summaries read from the render stage (the cache when there is
     one): the same values the feeds show. Only the new articles' Markdown is read, when not cached."""
     from .selection import new_articles, select_digest
 
     cutoff, sent = history.previous_cutoff, history.sent_ids
-    entries = render_entries(new_articles(articles, config, now, cutoff, sent), config, cache, prune=False)
-    return select_digest(articles, config, now, cutoff, sent, entries)
+    chosen = new_articles(articles, config, now, cutoff, sent)
+    entries = render_entries(chosen, config, cache, prune=False, problems=problems)
+    return select_digest(_rendered_only(articles, chosen, entries), config, now, cutoff, sent, entries)
 
 
 def _compose_editions(
-    config: Config, articles: Sequence[Article], now: dt.datetime, history: History, cache: Cache | None
+    config: Config,
+    articles: Sequence[Article],
+    now: dt.datetime,
+    history: History,
+    cache: Cache | None,
+    problems: list[Problem] | None = None,
 ) -> tuple[Edition, ...]:
     """The digest of what is new in each site language (`selection.select_editions`), its summaries
-    read from the render stage as `_compose`'s are."""
+    read from the render stage as `_compose`'s are (and without the articles that cannot be rendered)."""
     from .selection import new_articles, select_editions
 
     cutoff, sent = history.previous_cutoff, history.sent_ids
-    entries = render_entries(new_articles(articles, config, now, cutoff, sent), config, cache, prune=False)
-    return select_editions(articles, config, now, cutoff, sent, entries)
+    chosen = new_articles(articles, config, now, cutoff, sent)
+    entries = render_entries(chosen, config, cache, prune=False, problems=problems)
+    return select_editions(_rendered_only(articles, chosen, entries), config, now, cutoff, sent, entries)
+
+
+def _rendered_only(
+    articles: Sequence[Article], chosen: Sequence[Article], entries: Mapping[str, RenderedEntry]
+) -> list[Article]:
+    """`articles` without those `chosen` for a digest that could not be rendered (the feeds' verdict,
+    from the cache): they are not in the digest either."""
+    unrenderable = {a.entry_id for a in chosen if a.entry_id not in entries}
+    return [a for a in articles if a.entry_id not in unrenderable]
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,30 @@ def render_parts(article: Article, summary_chars: int) -> tuple[str, str, str]:
     return entry.html, entry.summary, entry.image
 
 
+def unrendered(seconds: float | None, cause: str) -> tuple[str, str]:
+    """The problem (message, hint) of an article whose rendering ran out of its budget of `seconds`
+    (`[content] render_timeout`; None when it did not), or failed with `cause`: it is not published.
+
+    Python-Markdown is quadratic on some input (50,000 `[` take minutes), so each article's rendering
+    runs in a worker process that is stopped when its budget runs out (`jobs.render_entries`)."""
+    if seconds is not None:
+        return (
+            f"Markdown took longer than {seconds:g} s to render, so the article is not published",
+            "raise [content] render_timeout, or simplify the body: long runs of unmatched '[' are slow",
+        )
+    return f"Markdown could not be rendered ({cause}), so the article is not published", "simplify the body"
+
+
 def markdown_to_html(text: str, markup: str = "markdown") -> str:
     """Raw (unsanitized) HTML from Markdown; one converter per process, reset between documents.
     `markup="goldmark"` (a Hugo page) adds what Hugo's Goldmark renders by default (GOLDMARK_EXTENSIONS)."""
+    try:
+        return _convert(text, markup)
+    except RecursionError:  # its own text varies with where the limit was hit: one cause, one message
+        raise RecursionError("nested too deeply") from None
+
+
+def _convert(text: str, markup: str) -> str:
     global _goldmark
     if markup == "goldmark":
         if _goldmark is None:
