@@ -400,7 +400,8 @@ def render_entries(
     failed = {k: v for k, v in verdicts.items() if v[0] is None or budget <= v[0]}
     missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in cached | failed.keys()])
     cores = workers if workers is not None else (os.cpu_count() or 1)
-    prepare()  # imported and built once, here: the workers fork with it
+    if missing:
+        prepare()  # imported and built once, here: the workers fork with it
     outcomes = bounded_map(
         functools.partial(render_parts, summary_chars=config.content.summary_chars),
         missing,

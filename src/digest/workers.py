@@ -12,9 +12,9 @@ import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -38,83 +38,84 @@ class Failed:
 
 
 @dataclass
-class _Worker(Generic[A]):
+class _Worker:
     process: Any  # multiprocessing's Process of the fork context
     conn: Connection
-    index: int = -1  # the item in hand, -1 when idle
-    deadline: float = 0.0
+    # The items handed over, in order: the first is being worked on (since `started`), the next waits in
+    # the pipe, so that a worker never sits idle waiting for the parent.
+    queued: deque[int] = field(default_factory=deque)
+    started: float = 0.0
+
+
+_QUEUED = 2
 
 
 def bounded_map(
     func: Callable[[A], R], items: Sequence[A], *, budget: float, workers: int
 ) -> list[R | Overrun | Failed]:
     """`func` of each item, in order, each computed in a child process within `budget` seconds (wall
-    time from when the item is handed over); an item that overruns is an `Overrun`, one that raises a
-    `Failed`. At most `workers` processes run at once."""
+    time, from when the worker could start on it); an item that overruns is an `Overrun`, one that
+    raises a `Failed`. At most `workers` processes run at once."""
     if not items:
         return []
     context = multiprocessing.get_context("fork")
     results: list[R | Overrun | Failed | None] = [None] * len(items)
     pending = deque(range(len(items)))
 
-    def start() -> _Worker[A]:
+    def start() -> _Worker:
         ours, theirs = context.Pipe()
         process = context.Process(target=_serve, args=(func, theirs), daemon=True)
         process.start()
         theirs.close()
         return _Worker(process, ours)
 
-    def hand(worker: _Worker[A]) -> bool:
-        if not pending:
-            return False
-        worker.index = pending.popleft()
-        worker.deadline = time.monotonic() + budget
-        worker.conn.send((worker.index, items[worker.index]))
-        return True
+    def hand(worker: _Worker) -> None:
+        while pending and len(worker.queued) < _QUEUED:
+            if not worker.queued:
+                worker.started = time.monotonic()
+            index = pending.popleft()
+            worker.queued.append(index)
+            worker.conn.send((index, items[index]))
+
+    def replace(worker: _Worker, outcome: Overrun | Failed) -> _Worker:
+        """A fresh worker in the place of one that overran or died; the items it had not started on
+        go back to the front of the queue."""
+        results[worker.queued.popleft()] = outcome
+        pending.extendleft(reversed(worker.queued))
+        worker.queued.clear()
+        _stop(worker, kill=True)
+        fresh = start()
+        pool[pool.index(worker)] = fresh
+        return fresh
 
     pool = [start() for _ in range(max(1, min(workers, len(items))))]
     try:
-        busy = [worker for worker in pool if hand(worker)]
-        while busy:
-            timeout = max(0.0, min(worker.deadline for worker in busy) - time.monotonic())
+        for worker in pool:
+            hand(worker)
+        while busy := [worker for worker in pool if worker.queued]:
+            timeout = max(0.0, min(worker.started for worker in busy) + budget - time.monotonic())
             ready = set(wait([worker.conn for worker in busy], timeout))
-            still: list[_Worker[A]] = []
             for worker in busy:
                 if worker.conn in ready:
                     try:
                         ok, value = worker.conn.recv()
                     except (EOFError, OSError):
                         worker.process.join()
-                        results[worker.index] = Failed(_death(worker.process.exitcode))
-                        worker = _replace(pool, worker, start)  # noqa: PLW2901
+                        worker = replace(worker, Failed(_death(worker.process.exitcode)))
                     else:
-                        results[worker.index] = value if ok else Failed(value)
-                elif time.monotonic() >= worker.deadline:
-                    results[worker.index] = Overrun(budget)
-                    worker = _replace(pool, worker, start)  # noqa: PLW2901
-                else:
-                    still.append(worker)
-                    continue
-                worker.index = -1
-                if hand(worker):
-                    still.append(worker)
-            busy = still
+                        results[worker.queued.popleft()] = value if ok else Failed(value)
+                        worker.started = time.monotonic()
+                elif time.monotonic() >= worker.started + budget:
+                    worker = replace(worker, Overrun(budget))
+                hand(worker)
     finally:
         for worker in pool:
             _stop(worker)
     return [result for result in results if result is not None]
 
 
-def _replace(pool: list[_Worker[A]], worker: _Worker[A], start: Callable[[], _Worker[A]]) -> _Worker[A]:
-    """A fresh worker in the place of one that overran or died (killed first when still running)."""
-    _stop(worker, kill=True)
-    fresh = start()
-    pool[pool.index(worker)] = fresh
-    return fresh
-
-
-def _stop(worker: _Worker[Any], *, kill: bool = False) -> None:
-    if kill or worker.index >= 0:
+def _stop(worker: _Worker, *, kill: bool = False) -> None:
+    if kill or worker.queued:
         worker.process.kill()
     else:
         try:
@@ -146,6 +147,6 @@ def _serve(func: Callable[[Any], Any], conn: Connection) -> None:
         _, item = message
         try:
             reply: tuple[bool, Any] = (True, func(item))
-        except Exception as exc:  # noqa: BLE001 - reported as the item's problem, the others go on
+        except Exception as exc:  # reported as the item's problem; the other items go on
             reply = (False, f"{type(exc).__name__}: {exc}"[:_MESSAGE_CHARS])
         conn.send(reply)
