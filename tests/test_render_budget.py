@@ -5,8 +5,11 @@ and the digest, and the other articles publish as if it were not there. Every co
 from __future__ import annotations
 
 import email
+import os
+import select
 import subprocess
 import sys
+import time
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -172,3 +175,33 @@ def test_render_timeout_out_of_range_is_a_config_error_naming_the_key(site: Site
     with pytest.raises(ConfigError) as caught:
         load_config(site.config_path)
     assert caught.value.key == "content.render_timeout"
+
+
+def test_a_worker_dies_with_its_command(site: Site) -> None:
+    """`digest build` killed outright (SIGKILL, the OOM killer) while a worker is minutes into a slow
+    body: the kernel stops the worker too, rather than leave it running for minutes."""
+    site.set("content", render_timeout=600)
+    good_articles(site)
+    slow_article(site)
+    command = subprocess.Popen(
+        [DIGEST, "--config", str(site.config_path), "build", "--now", NOW_ISO],
+        cwd=site.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children = Path(f"/proc/{command.pid}/task/{command.pid}/children")
+    deadline = time.monotonic() + 60
+    while not (workers := children.read_text().split()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the command to start its worker, not for a result
+    assert workers, "no render worker started"
+    command.kill()
+    command.wait()
+    try:
+        exited = os.pidfd_open(int(workers[0]))
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        readable, _, _ = select.select([exited], [], [], 10)  # readable once the process has ended
+    finally:
+        os.close(exited)
+    assert readable, "the worker outlived its command"

@@ -9,6 +9,9 @@ and every item's outcome is the same whichever worker ran it, and whether or not
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -48,6 +51,7 @@ class _Worker:
 
 
 _QUEUED = 2
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def bounded_map(
@@ -64,7 +68,7 @@ def bounded_map(
 
     def start() -> _Worker:
         ours, theirs = context.Pipe()
-        process = context.Process(target=_serve, args=(func, theirs), daemon=True)
+        process = context.Process(target=_serve, args=(func, theirs, os.getpid()), daemon=True)
         process.start()
         theirs.close()
         return _Worker(process, ours)
@@ -135,8 +139,9 @@ def _death(exitcode: int | None) -> str:
     return f"its worker exited ({exitcode})"
 
 
-def _serve(func: Callable[[Any], Any], conn: Connection) -> None:
+def _serve(func: Callable[[Any], Any], conn: Connection, parent: int) -> None:
     """A worker's loop: an item in, (True, result) or (False, what it raised) out, until told to stop."""
+    _die_with(parent)
     while True:
         try:
             message = conn.recv()
@@ -150,3 +155,18 @@ def _serve(func: Callable[[Any], Any], conn: Connection) -> None:
         except Exception as exc:  # reported as the item's problem; the other items go on
             reply = (False, f"{type(exc).__name__}: {exc}"[:_MESSAGE_CHARS])
         conn.send(reply)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when its parent dies (Linux): a parent killed outright (SIGKILL,
+    the OOM killer) cannot stop its workers, and one may be minutes into a slow item."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
