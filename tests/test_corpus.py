@@ -90,8 +90,10 @@ def test_a_parallel_cold_build_writes_the_same_bytes_as_a_serial_one(
 ) -> None:
     import shutil
 
+    import digest.workers
     from digest import content, jobs
     from digest.config import load_config
+    from digest.workers import bounded_map
 
     from conftest import BASE_CONFIG
 
@@ -104,14 +106,19 @@ def test_a_parallel_cold_build_writes_the_same_bytes_as_a_serial_one(
     # Small enough to be quick, so lower the thresholds above which a build uses worker processes.
     monkeypatch.setattr(content, "_PARALLEL_THRESHOLD", 10)
     monkeypatch.setattr(jobs, "_PARALLEL_RENDER_THRESHOLD", 10)
-    pools: list[int | None] = []  # the real pool, counted: the two-worker build must use one
+    pools: list[tuple[str, int | None]] = []  # the real pools, counted: the two-worker build must use them
 
     class CountedPool(concurrent.futures.ProcessPoolExecutor):
         def __init__(self, max_workers: int | None = None, **options: Any) -> None:
-            pools.append(max_workers)
+            pools.append(("parse", max_workers))
             super().__init__(max_workers, **options)
 
+    def counted_render_pool(func: Any, items: Any, *, budget: float, workers: int) -> Any:
+        pools.append(("render", workers))
+        return bounded_map(func, items, budget=budget, workers=workers)
+
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(digest.workers, "bounded_map", counted_render_pool)
     outputs = {}
     for workers in (1, 2):
         site = Site(tmp_path / f"site{workers}")
@@ -121,7 +128,10 @@ def test_a_parallel_cold_build_writes_the_same_bytes_as_a_serial_one(
         config = load_config(site.config_path)
         report = build(config, dt.datetime.fromisoformat(GENERATOR_NOW), workers=workers)
         assert report.parsed == 120 and report.rendered > 10
-        assert pools == ([] if workers == 1 else [2, 2])  # parsing, then rendering, on two processes
+        # Parsing, then rendering, on two processes; one worker renders alone (in its own process, which
+        # can be stopped: a render has a time budget), and parses in this one.
+        two = [("parse", 2), ("render", 2)]
+        assert pools == ([("render", 1)] if workers == 1 else [("render", 1), *two])
         outputs[workers] = {p.name: p.read_bytes() for p in site.feeds.iterdir()}
         again = build(
             config, dt.datetime.fromisoformat(GENERATOR_NOW) + dt.timedelta(seconds=1), workers=workers
