@@ -390,7 +390,6 @@ def render_entries(
     of every other article.
     """
     from .render import RenderedEntry, prepare, render_parts, unrendered  # Markdown and nh3 load here
-    from .workers import Failed, Overrun, bounded_map
 
     budget = config.content.render_timeout
     keys = {a.entry_id: _render_key(a, config) for a in articles}
@@ -400,23 +399,25 @@ def render_entries(
     failed = {k: v for k, v in verdicts.items() if v[0] is None or budget <= v[0]}
     missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in cached | failed.keys()])
     cores = workers if workers is not None else (os.cpu_count() or 1)
-    if missing:
-        prepare()  # imported and built once, here: the workers fork with it
-    outcomes = bounded_map(
-        functools.partial(render_parts, summary_chars=config.content.summary_chars),
-        missing,
-        budget=budget,
-        workers=cores if len(missing) >= _PARALLEL_RENDER_THRESHOLD else 1,
-    )
     new_entries: dict[str, RenderedEntry] = {}
     new_failures: dict[str, tuple[float | None, str]] = {}
-    for article, outcome in zip(missing, outcomes, strict=True):
-        if isinstance(outcome, Overrun):
-            new_failures[keys[article.entry_id]] = (outcome.seconds, "")
-        elif isinstance(outcome, Failed):
-            new_failures[keys[article.entry_id]] = (None, outcome.message)
-        else:
-            new_entries[keys[article.entry_id]] = RenderedEntry(*outcome)
+    if missing:  # worker processes (and multiprocessing) only when there is something to render
+        from .workers import Failed, Overrun, bounded_map
+
+        prepare()  # imported and built once, here: the workers fork with it
+        outcomes = bounded_map(
+            functools.partial(render_parts, summary_chars=config.content.summary_chars),
+            missing,
+            budget=budget,
+            workers=cores if len(missing) >= _PARALLEL_RENDER_THRESHOLD else 1,
+        )
+        for article, outcome in zip(missing, outcomes, strict=True):
+            if isinstance(outcome, Overrun):
+                new_failures[keys[article.entry_id]] = (outcome.seconds, "")
+            elif isinstance(outcome, Failed):
+                new_failures[keys[article.entry_id]] = (None, outcome.message)
+            else:
+                new_entries[keys[article.entry_id]] = RenderedEntry(*outcome)
     if cache is not None:
         keep = set(keys.values()) if prune else None
         cache.store_rendered(new_entries, keep=keep)
