@@ -309,10 +309,10 @@ def _build_feeds(
         unrenderable += newly
         gone = {a.source for a in unrenderable}
         remaining = articles if reselect is None else reselect(gone)
-        plan = plan_feeds([a for a in remaining if is_published(a, now) and a.source not in gone], config)
+        plan = plan_feed_sets([a for a in remaining if is_published(a, now) and a.source not in gone], config)
     if unrenderable:
-        fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint(config)}"
-        report.feeds = len(plan.feeds)
+        fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint()}"
+        report.feeds = plan.feeds
         report.published = published_count - len(unrenderable)
         report.problems = [*sorted([*problems, *render_problems], key=lambda p: p.path), *plan.problems]
     report.rendered = len(entries)
@@ -404,7 +404,8 @@ def render_entries(
     if missing:  # worker processes (and multiprocessing) only when there is something to render
         from .workers import Failed, Overrun, bounded_map
 
-        prepare()  # imported and built once, here: the workers fork with it
+        # Imported and built once, here: the workers fork with the converters.
+        prepare(goldmark=any(a.markup == "goldmark" for a in missing))
         outcomes = bounded_map(
             functools.partial(render_parts, summary_chars=config.content.summary_chars),
             missing,

@@ -103,14 +103,20 @@ def separate_list_items(text: str) -> str:
     return "\n".join(out)
 
 
-def prepare() -> None:
-    """Make the Markdown converter now: called before worker processes fork, each inherits it instead
-    of importing Python-Markdown and building its own (a Hugo page's makes its own on first use)."""
-    global _converter
+def prepare(goldmark: bool = False) -> None:
+    """Make the Markdown converter now (and a Hugo page's, with `goldmark`): called before worker
+    processes fork, each inherits it instead of importing Python-Markdown and building its own."""
+    global _converter, _goldmark
     if _converter is None:
         import markdown
 
         _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+    if goldmark and _goldmark is None:
+        import markdown
+
+        _goldmark = markdown.Markdown(
+            extensions=GOLDMARK_EXTENSIONS, extension_configs=_GOLDMARK_CONFIGS, output_format="html"
+        )
 
 
 def render_parts(article: Article, summary_chars: int) -> tuple[str, str, str]:
@@ -143,14 +149,8 @@ def markdown_to_html(text: str, markup: str = "markdown") -> str:
 
 
 def _convert(text: str, markup: str) -> str:
-    global _goldmark
     if markup == "goldmark":
-        if _goldmark is None:
-            import markdown
-
-            _goldmark = markdown.Markdown(
-                extensions=GOLDMARK_EXTENSIONS, extension_configs=_GOLDMARK_CONFIGS, output_format="html"
-            )
+        prepare(goldmark=True)
         _goldmark.reset()
         raw = str(_goldmark.convert(separate_list_items(text)))
         return _TASK_BOX.sub(lambda m: "\u2611 " if "checked" in m.group(0) else "\u2610 ", raw)
