@@ -250,7 +250,7 @@ def subscribers() -> None:
 @NOW_OPTION
 @click.pass_context
 def import_subscribers(ctx: click.Context, file: Path, now: dt.datetime | None) -> None:
-    """Add the subscribers of FILE (CSV: email,name,topics) as confirmed; a suppressed address is
+    """Add the subscribers of FILE (CSV: email,name,topics,language) as confirmed; a suppressed address is
     skipped, an active one keeps what it chose. Exit 3 when a row was skipped."""
     from . import jobs
 

@@ -518,7 +518,7 @@ def starter_config(site: HugoSite, site_path: str, subscribers: str = "subscribe
         'dir = "feeds"',
         "",
         "[subscribers]",
-        f"file = {json.dumps(subscribers)}  # email,name,topics",
+        f"file = {json.dumps(subscribers)}  # email,name,topics,language (all but email optional)",
         "",
         "[delivery]",
         'method = "outbox"  # one .eml file per recipient; "smtp" to send',

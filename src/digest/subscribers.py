@@ -214,7 +214,7 @@ def parse_csv(text: str, where: str) -> list[Row | Problem]:
         raise DigestError(
             "the subscribers file is empty",
             path=where,
-            hint="the first row must be the header: email,name,topics",
+            hint="the first row must be the header: email,name,topics,language (all but email optional)",
         ) from None
     except csv.Error as exc:
         raise DigestError(f"not a CSV file: {exc}", path=where, line=1) from None

@@ -487,7 +487,7 @@ def purge(db: sqlite3.Connection, now: dt.datetime, limits: Limits = Limits()) -
 
 
 def import_csv(db: sqlite3.Connection, text: str, where: str, now: dt.datetime) -> ImportReport:
-    """Import a subscribers CSV (`email,name,topics`, as `subscribers.parse_csv` reads it), in one
+    """Import a subscribers CSV (`email,name,topics,language`, as `subscribers.parse_csv` reads it), in one
     transaction: new addresses become active, pending ones are activated, active ones are kept as the
     subscriber left them, and suppressed ones are skipped (listed in the report)."""
     report = ImportReport()
