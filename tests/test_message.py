@@ -8,6 +8,7 @@ import importlib.resources
 import re
 import shutil
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from digest.config import Config
 from digest.errors import DigestError
 from digest.jinja import template_folders
-from digest.message import build_message, fill_recipient, make_message_id
+from digest.message import build_message, fill_recipient, make_message_id, recipient_header
 from digest.selection import Digest, select_digest
 from digest.templating import (
     RenderedDigest,
@@ -364,6 +365,23 @@ def test_matches_the_email_package(site: Site, tmp_path: Path, ascii_text: bool)
     long_line = dataclasses.replace(config, digest=dataclasses.replace(config.digest, templates=tmp_path))
     raw = message_for(render_digest(digest_of(long_line), long_line), long_line)
     assert b'charset="utf-8"\r\nContent-Transfer-Encoding: 7bit' not in raw
+
+
+NAMES = ["", "读者", "读者12345", "张三", "Reader 1", "O'Brien", "Zoë", "Ünïcödé", "王" * 15, "王" * 16,
+         "Wang, Wu", "Dr. Who", "José García", "张 三", "读者 1", 'x"y', "=?utf-8?q?a?=", "a" * 80,
+         "😀"]  # fmt: skip
+ADDRESSES = ["r@example.org", READER, "o'neil+x_y-z@mail.example.co.uk", "c" * 60 + "@x.org"]
+
+
+@pytest.mark.parametrize("to", ADDRESSES)
+def test_the_to_header_is_the_email_packages(to: str) -> None:
+    """The To: line is written without the email package for the common names (50 times faster):
+    byte for byte what the email package writes, for those and for the ones it is left to."""
+    for name in NAMES:
+        reference = EmailMessage(policy=policy.SMTP)
+        reference["To"] = str(Address(display_name=name, addr_spec=to))
+        expected = reference.as_bytes().split(b"\r\n\r\n")[0] + b"\r\n"
+        assert recipient_header(to, name) == expected, (to, name)
 
 
 def test_the_same_digest_is_the_same_bytes(site: Site) -> None:
