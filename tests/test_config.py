@@ -161,6 +161,8 @@ def test_https_loopback_http_and_mailto_links_are_accepted(site: Site, url: str)
         ("smtp_port", 0, "'delivery.smtp_port' must be between 1 and 65535, not 0"),
         ("smtp_timeout", 0, "'delivery.smtp_timeout' must be more than 0 seconds"),
         ("smtp_data_timeout", 0.0, "'delivery.smtp_data_timeout' must be more than 0 seconds"),
+        ("connections", 0, "'delivery.connections' must be between 1 and 64, not 0"),
+        ("connections", 65, "'delivery.connections' must be between 1 and 64, not 65"),
     ],
 )
 def test_delivery_numbers_out_of_range_are_config_errors(

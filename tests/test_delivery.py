@@ -194,35 +194,48 @@ def test_421_after_messages_on_the_connection_reconnects_at_once() -> None:
         assert handler.attempts["r2@example.com"] == 2
 
 
-def test_recipients_deferred_in_a_row_stop_the_run() -> None:
+def test_each_connection_answers_for_its_recipient_and_the_watch_for_the_run() -> None:
+    """A transport defers recipient after recipient without judging the server: with several
+    connections only the run sees them all in a row (RefusalWatch)."""
     handler = Handler()
     for i in range(10):
         handler.reply_rcpt(f"r{i}@example.com", "451 4.3.0 try again later", times=99)
     with smtp_server(handler) as server:
         sleeps = Sleeps()
         transport = smtp(server.port, sleeps)
-        for i in range(DEFERRALS_BEFORE_STOP - 1):
+        for i in range(DEFERRALS_BEFORE_STOP + 1):
             assert transport.send("d@example.com", f"r{i}@example.com", MESSAGE).status == "deferred"
-        with pytest.raises(DeliveryError, match=f"{DEFERRALS_BEFORE_STOP} recipients in a row were deferred"):
-            transport.send("d@example.com", f"r{DEFERRALS_BEFORE_STOP - 1}@example.com", MESSAGE)
-        assert len(sleeps.waits) == 2 * DEFERRALS_BEFORE_STOP  # (3 attempts, 2 waits) per recipient
+        assert len(sleeps.waits) == 2 * (DEFERRALS_BEFORE_STOP + 1)  # (3 attempts, 2 waits) per recipient
+
+
+def deferred(error: str = "451 4.3.0 try again later") -> Outcome:
+    return Outcome("deferred", 3, error)
+
+
+def test_recipients_deferred_in_a_row_stop_the_run() -> None:
+    watch = RefusalWatch("SMTP x")
+    for n in range(DEFERRALS_BEFORE_STOP - 1):
+        assert watch.settle(f"r{n}@example.com", deferred()) == [(f"r{n}@example.com", deferred())]
+        assert watch.refusing == ""
+    # The one that makes them so many is not recorded: it stays pending, like everyone after it.
+    assert watch.settle("last@example.com", deferred("452 4.3.1 queue full")) == []
+    assert watch.refusing == (
+        f"SMTP x: {DEFERRALS_BEFORE_STOP} recipients in a row were deferred (last: 452 4.3.1 queue full); "
+        "the server is refusing mail for now (the next run retries them and the rest)"
+    )
+    assert watch.left_pending() == 1
+    assert watch.left_pending() == 0
 
 
 def test_a_busy_mailbox_between_good_ones_is_only_deferred() -> None:
-    handler = Handler()
-    for i in range(5):
-        handler.reply_rcpt(f"busy{i}@example.com", "450 4.2.1 mailbox busy", times=99)
-    with smtp_server(handler) as server:
-        transport = smtp(server.port)
-        for i in range(5):  # five deferrals, never two in a row
-            assert transport.send("d@example.com", f"busy{i}@example.com", MESSAGE).status == "deferred"
-            assert transport.send("d@example.com", f"ok{i}@example.com", MESSAGE).status == "sent"
-        # A 5xx is an answer too: it also ends a run of deferrals.
-        handler.reply_rcpt("gone@example.com", "550 5.1.1 no such user")
-        assert transport.send("d@example.com", "busy0@example.com", MESSAGE).status == "deferred"
-        assert transport.send("d@example.com", "busy1@example.com", MESSAGE).status == "deferred"
-        assert transport.send("d@example.com", "gone@example.com", MESSAGE).status == "failed"
-        assert transport.send("d@example.com", "busy2@example.com", MESSAGE).status == "deferred"
+    watch = RefusalWatch("SMTP x")
+    for i in range(5):  # five deferrals, never two in a row
+        assert len(watch.settle(f"busy{i}@example.com", deferred())) == 1
+        assert len(watch.settle(f"ok{i}@example.com", Outcome("sent", 1))) == 1
+    # A 5xx is an answer too: it also ends a run of deferrals.
+    for outcome in (deferred(), deferred(), Outcome("failed", 1, "550 5.1.1 no such user"), deferred()):
+        assert len(watch.settle("x@example.com", outcome)) == 1
+    assert watch.refusing == ""
 
 
 def test_a_stop_cuts_the_backoff_short_and_defers_the_recipient_in_hand() -> None:

@@ -1,5 +1,6 @@
 """Kill -9 in the middle of delivery: the next run finishes the same digest, and nobody gets it twice
-except, at most, the one message in flight at the instant of death (with the same Message-ID)."""
+except, at most, the one message in flight on each connection at the instant of death (with the same
+Message-ID). With one connection and with four (`[delivery] connections`)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ from smtp_server import Handler, SmtpServer, smtp_delivery, smtp_server, write_r
 RECIPIENTS = 200
 
 
+@pytest.fixture(params=[1, 4], ids=["1 connection", "4 connections"])
+def connections(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
 @pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    # A slow DATA answer (10 ms) spreads the 200 messages over two seconds or more (even on a loaded
-    # machine), so a kill lands mid-way.
-    with smtp_server(Handler(data_delay=0.01)) as running:
+def server(connections: int) -> Iterator[SmtpServer]:
+    # A slow DATA answer (10 ms a connection) spreads the 200 messages over two seconds or more (even on
+    # a loaded machine), so a kill lands mid-way.
+    with smtp_server(Handler(data_delay=0.01 * connections)) as running:
         yield running
 
 
@@ -70,8 +76,8 @@ def digest_recorded(site: Site) -> Callable[[], bool]:
     return check
 
 
-def make_site(site: Site, server: SmtpServer) -> list[str]:
-    write_run_config(site.root, delivery=smtp_delivery(server))
+def make_site(site: Site, server: SmtpServer, connections: int) -> list[str]:
+    write_run_config(site.root, delivery=smtp_delivery(server, connections=connections))
     site.add("news.md", article_text("本周新闻", "2025-06-27T09:00:00+08:00", main_topics=["AI"]))
     return write_subscribers(site.root, RECIPIENTS)
 
@@ -100,11 +106,12 @@ def finish(site: Site) -> None:
     assert "resumed its unfinished delivery" in out
 
 
-def check_exactly_once(server: SmtpServer, recipients: list[str], kills: int) -> None:
+def check_exactly_once(server: SmtpServer, recipients: list[str], kills: int, connections: int) -> None:
     copies = server.handler.by_recipient()
     assert sorted(copies) == sorted(recipients), "someone got nothing"
     twice = {address: items for address, items in copies.items() if len(items) > 1}
-    assert len(twice) <= kills, f"{len(twice)} recipients got two copies after {kills} kills"
+    # At most one message in flight on each connection at each kill.
+    assert len(twice) <= kills * connections, f"{len(twice)} recipients got two copies after {kills} kills"
     for address, items in twice.items():
         assert len(items) == 2, address
         ids = {item.message["Message-ID"] for item in items}
@@ -117,20 +124,22 @@ def check_exactly_once(server: SmtpServer, recipients: list[str], kills: int) ->
 
 
 def test_killed_after_the_digest_was_recorded_before_anything_was_sent(
-    site: Site, server: SmtpServer
+    site: Site, server: SmtpServer, connections: int
 ) -> None:
-    recipients = make_site(site, server)
+    recipients = make_site(site, server, connections)
     kill_at(site, server, "recorded")
     finish(site)
-    check_exactly_once(server, recipients, kills=1)
+    check_exactly_once(server, recipients, kills=1, connections=connections)
 
 
-def test_killed_mid_delivery_then_finished(site: Site, server: SmtpServer) -> None:
-    recipients = make_site(site, server)
+def test_killed_mid_delivery_then_finished(site: Site, server: SmtpServer, connections: int) -> None:
+    recipients = make_site(site, server, connections)
     kill_at(site, server, 90)
     assert server.count < RECIPIENTS
+    # The killed run used all its connections at once.
+    assert server.connections == connections
     finish(site)
-    check_exactly_once(server, recipients, kills=1)
+    check_exactly_once(server, recipients, kills=1, connections=connections)
     db = sqlite3.connect(site.root / "state" / "state.sqlite3")
     assert db.execute("SELECT status FROM digests").fetchall() == [("sent",)]
     assert db.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall() == [
@@ -139,12 +148,14 @@ def test_killed_mid_delivery_then_finished(site: Site, server: SmtpServer) -> No
     db.close()
 
 
-def test_killed_at_several_points_of_one_digest_then_finished(site: Site, server: SmtpServer) -> None:
+def test_killed_at_several_points_of_one_digest_then_finished(
+    site: Site, server: SmtpServer, connections: int
+) -> None:
     """Each run resumes the last one's digest and is killed further on; the last one completes."""
-    recipients = make_site(site, server)
+    recipients = make_site(site, server, connections)
     points = [1, 50, 120, 185]
     for point in points:
         kill_at(site, server, point)
     assert server.count < RECIPIENTS
     finish(site)
-    check_exactly_once(server, recipients, kills=len(points))
+    check_exactly_once(server, recipients, kills=len(points), connections=connections)

@@ -74,8 +74,8 @@ class Service:
         return sqlite3.connect(self.config.state.path, isolation_level=None)
 
 
-def write_config(site: Site, smtp: SmtpServer, port: int, extra: str = "") -> None:
-    write_run_config(site.root, delivery=smtp_delivery(smtp))
+def write_config(site: Site, smtp: SmtpServer, port: int, extra: str = "", connections: int = 4) -> None:
+    write_run_config(site.root, delivery=smtp_delivery(smtp, connections=connections))
     with site.config_path.open("a", encoding="utf-8") as out:
         out.write(
             f'\n[server]\npublic_url = "http://127.0.0.1:{port}/"\nsecret_env = "DIGEST_TEST_KEYS"\n{extra}'
@@ -83,12 +83,14 @@ def write_config(site: Site, smtp: SmtpServer, port: int, extra: str = "") -> No
 
 
 @contextlib.contextmanager
-def service(site: Site, monkeypatch: pytest.MonkeyPatch, handler: Handler | None = None) -> Iterator[Service]:
+def service(
+    site: Site, monkeypatch: pytest.MonkeyPatch, handler: Handler | None = None, connections: int = 4
+) -> Iterator[Service]:
     monkeypatch.setenv("DIGEST_TEST_KEYS", KEY)
     with smtp_server(handler) as smtp:
         sock = bind("127.0.0.1", 0)
         port = int(sock.getsockname()[1])
-        write_config(site, smtp, port)
+        write_config(site, smtp, port, connections=connections)
         app = jobs.subscriber_app(load_config(site.config_path), lambda: NOW)
         server = BackgroundServer(app, sock).start()
         mailer = app.extensions["digest_mailer"]
@@ -298,7 +300,8 @@ def test_200_one_click_unsubscribes_during_a_send_to_1000_skip_everyone_not_yet_
         return reply
 
     handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
-    with service(site, monkeypatch, handler) as web:
+    # One connection, so the list order is the sending order (test_smtp has the same over four).
+    with service(site, monkeypatch, handler, connections=1) as web:
         port_box.append(web.port)
         report = jobs.run(web.config, NOW)
         assert answers == [200] * 200

@@ -317,7 +317,8 @@ def test_sigterm_during_smtp_backoff_does_not_wait_it_out(site: Site, services: 
         handler.reply_rcpt("reader00000@example.com", "451 4.3.0 try again later", times=99)
         write_run_config(
             site.root,
-            delivery=smtp_delivery(server, retry_backoff=600.0, max_attempts=5),
+            # One connection: the other two wait behind the one in its backoff.
+            delivery=smtp_delivery(server, retry_backoff=600.0, max_attempts=5, connections=1),
             schedule=f'cron = "{seconds_ahead(-5)}"',
         )
         write_subscribers(site.root, 3)

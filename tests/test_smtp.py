@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import re
+import sqlite3
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from digest import subscriptions
 from digest.cli import main
 from digest.config import load_config
+from digest.db import open_database
 from digest.delivery import DEFERRALS_BEFORE_STOP, REFUSALS_BEFORE_STOP
 from digest.state import State
 
 from conftest import NOW, Site, article_text
-from smtp_server import SmtpServer, smtp_delivery, smtp_server, write_run_config, write_subscribers
+from smtp_server import Handler, SmtpServer, smtp_delivery, smtp_server, write_run_config, write_subscribers
 
 SUBSCRIBERS = [
     ("zhang@example.com", "张三", ""),
@@ -59,14 +67,15 @@ def deliveries(site: Site) -> dict[str, tuple[str, int, str]]:
         state.close()
 
 
+@pytest.mark.parametrize("connections", [1, 4])
 def test_three_subscribers_receive_their_digest_with_the_right_headers(
-    site: Site, server: SmtpServer
+    site: Site, server: SmtpServer, connections: int
 ) -> None:
-    make_site(site, server)
+    make_site(site, server, connections=connections)
     code, lines = run(site)
     assert code == 0
     assert lines[-1] == f"delivered via SMTP 127.0.0.1:{server.port}: 3 sent, 0 failed, 0 deferred"
-    assert server.connections == 1
+    assert server.connections == min(connections, 3)  # one connection for the whole run, or one each
     copies = server.handler.by_recipient()
     assert sorted(copies) == sorted(email for email, _, _ in SUBSCRIBERS)
     titles = {"融资新闻", "模型发布", "New rules"}
@@ -222,26 +231,39 @@ def test_the_feeds_are_built_even_while_the_mail_server_is_down(site: Site) -> N
     assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
 
 
+def left_for_the_next_run(line: str) -> int:
+    match = re.search(r"; (\d+) recipients? (?:are|is) left for the next run$", line)
+    assert match is not None, line
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("connections", [1, 4])
 def test_a_server_deferring_everyone_stops_the_run_instead_of_backing_off_per_recipient(
-    site: Site, server: SmtpServer
+    site: Site, server: SmtpServer, connections: int
 ) -> None:
-    make_site(site, server, max_attempts=3)
+    make_site(site, server, max_attempts=3, connections=connections)
     everyone = [f"reader{n:02d}@example.com" for n in range(20)]
     write_subscribers(site.root, [(address, "", "") for address in everyone])
     for address in everyone:
         server.handler.reply_rcpt(address, "451 4.3.0 queue full, try later", times=99)
     code, lines = run(site)
     assert code == 4
-    stopped = DEFERRALS_BEFORE_STOP - 1  # recorded deferred; the one that tipped it stays pending
-    assert lines[-1] == (
+    assert lines[-1].startswith(
         f"stopped: SMTP 127.0.0.1:{server.port}: {DEFERRALS_BEFORE_STOP} recipients in a row were deferred "
         "(last: 451 4.3.0 queue full, try later); the server is refusing mail for now "
-        f"(the next run retries them and the rest); {20 - stopped} recipients are left for the next run"
+        "(the next run retries them and the rest); "
     )
-    # Three recipients' backoffs, not twenty.
-    assert sum(server.handler.attempts.values()) == 3 * DEFERRALS_BEFORE_STOP
     states = [status for status, _, _ in deliveries(site).values()]
-    assert states.count("deferred") == stopped and states.count("pending") == 20 - stopped
+    # Recorded deferred: those before the one that tipped it (it stays pending), and those the other
+    # connections had in hand, their backoff cut short. Everyone else is pending, and said to be.
+    recorded = states.count("deferred")
+    assert DEFERRALS_BEFORE_STOP - 1 <= recorded <= DEFERRALS_BEFORE_STOP - 1 + connections - 1
+    assert states.count("pending") == 20 - recorded == left_for_the_next_run(lines[-1])
+    # Three recipients' backoffs (and one on each other connection), not twenty.
+    assert sum(server.handler.attempts.values()) <= 3 * (DEFERRALS_BEFORE_STOP + connections - 1)
+    if connections == 1:
+        assert recorded == DEFERRALS_BEFORE_STOP - 1
+        assert sum(server.handler.attempts.values()) == 3 * DEFERRALS_BEFORE_STOP
     # When the server is back, the next run sends to everyone, once.
     for address in everyone:
         server.handler._rcpt_replies.pop(address, None)
@@ -263,7 +285,7 @@ def test_one_busy_mailbox_is_retried_and_does_not_stop_the_run(site: Site, serve
 
 
 def test_a_421_from_a_server_shutting_down_stops_the_run_at_once(site: Site, server: SmtpServer) -> None:
-    make_site(site, server, max_attempts=5, retry_backoff=30.0)
+    make_site(site, server, max_attempts=5, retry_backoff=30.0, connections=1)
     server.handler.reply_rcpt("zhang@example.com", "421 4.3.2 shutting down", times=99)
     code, lines = run(site)  # no 30 + 60 + 120 + 240 s of backoff: a 421 on a fresh connection is final
     assert code == 4
@@ -272,6 +294,20 @@ def test_a_421_from_a_server_shutting_down_stops_the_run_at_once(site: Site, ser
         "now; the next run retries); 3 recipients are left for the next run"
     )
     assert server.handler.attempts["zhang@example.com"] == 1
+    assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
+
+
+def test_a_421_on_every_fresh_connection_stops_all_four_at_once(site: Site, server: SmtpServer) -> None:
+    make_site(site, server, max_attempts=5, retry_backoff=30.0, connections=4)
+    write_subscribers(site.root, [(f"reader{n:02d}@example.com", "", "") for n in range(20)])
+    server.handler.refuse_all = "421 4.3.2 shutting down"
+    code, lines = run(site)  # no backoff on any of the four, and no fifth recipient tried
+    assert code == 4
+    assert lines[-1] == (
+        f"stopped: SMTP 127.0.0.1:{server.port}: 421 4.3.2 shutting down (the server is not taking mail "
+        "now; the next run retries); 20 recipients are left for the next run"
+    )
+    assert sum(server.handler.attempts.values()) == 4
     assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
 
 
@@ -336,7 +372,7 @@ def test_an_answer_to_the_end_of_data_slower_than_smtp_timeout_is_waited_for_not
 def test_no_answer_to_the_end_of_data_is_an_unknown_outcome_never_sent_twice_in_a_run(
     site: Site, server: SmtpServer
 ) -> None:
-    make_site(site, server, smtp_timeout=0.2, smtp_data_timeout=0.3)
+    make_site(site, server, smtp_timeout=0.2, smtp_data_timeout=0.3, connections=1)
     server.handler.answer_delay = 0.8  # longer than the wait for the final reply: the server has it
     code, lines = run(site)
     assert code == 4
@@ -366,8 +402,11 @@ def test_no_answer_to_the_end_of_data_is_an_unknown_outcome_never_sent_twice_in_
     assert zhang[0].message["Message-ID"] == zhang[1].message["Message-ID"]
 
 
-def test_a_relay_refusing_every_recipient_leaves_everyone_pending(site: Site, server: SmtpServer) -> None:
-    make_site(site, server)
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_relay_refusing_every_recipient_leaves_everyone_pending(
+    site: Site, server: SmtpServer, connections: int
+) -> None:
+    make_site(site, server, connections=connections)
     everyone = [f"reader{n:02d}@example.com" for n in range(10)]
     write_subscribers(site.root, [(address, "", "") for address in everyone])
     server.handler.refuse_all = "550 5.7.1 relaying denied"
@@ -378,7 +417,9 @@ def test_a_relay_refusing_every_recipient_leaves_everyone_pending(site: Site, se
         "refused with 550 5.7.1 relaying denied; the server is refusing this sender, not these recipients "
         "(check [delivery] and [digest] from; the next run retries); 10 recipients are left for the next run"
     )
-    assert sum(server.handler.attempts.values()) == REFUSALS_BEFORE_STOP
+    # Three refusals, and at most one more on each other connection, in flight when the third came.
+    attempts = sum(server.handler.attempts.values())
+    assert REFUSALS_BEFORE_STOP <= attempts <= REFUSALS_BEFORE_STOP + connections - 1
     assert {status for status, _, _ in deliveries(site).values()} == {"pending"}
     server.handler.refuse_all = ""  # the relay is fixed: everyone gets it, once
     code, _ = run(site, NOW + dt.timedelta(hours=1))
@@ -432,3 +473,106 @@ def test_a_connection_dropped_after_the_end_of_data_is_not_resent_in_the_run_and
     zhang = server.handler.by_recipient()["zhang@example.com"]
     assert len(zhang) == 2 and zhang[0].message["Message-ID"] == zhang[1].message["Message-ID"]
     assert deliveries(site)["zhang@example.com"][0] == "sent"
+
+
+# ---------------------------------------------------------------- issue 11: several connections at once
+
+
+class Watching(Handler):
+    """A server that, at each MAIL, looks up in the state database whether the message this connection
+    carried before is recorded as sent, and counts the messages it is taking at once."""
+
+    def __init__(self, state: Path) -> None:
+        super().__init__(data_delay=0.02)
+        self.state = state
+        self.unrecorded: list[str] = []  # a connection's message not recorded when it began the next
+        self.taking = self.most_at_once = 0
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        carried = [r.rcpt_tos[0] for r in self.received if r.connection == session.digest_connection]
+        if carried:
+            db = sqlite3.connect(f"{self.state.as_uri()}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT status FROM deliveries WHERE recipient = ?", carried[-1:]).fetchone()
+            finally:
+                db.close()
+            if row != ("sent",):
+                self.unrecorded.append(carried[-1])
+        return await super().handle_MAIL(server, session, envelope, address, options)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.taking += 1
+        self.most_at_once = max(self.most_at_once, self.taking)
+        try:
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            self.taking -= 1
+
+
+def test_four_connections_send_at_once_each_recording_a_message_before_sending_the_next(site: Site) -> None:
+    handler = Watching(site.root / "state" / "state.sqlite3")
+    with smtp_server(handler) as server:
+        make_site(site, server, connections=4)
+        everyone = write_subscribers(site.root, 60)
+        code, lines = run(site)
+        assert code == 0, lines
+        assert lines[-1] == f"delivered via SMTP 127.0.0.1:{server.port}: 60 sent, 0 failed, 0 deferred"
+        carried = Counter(item.connection for item in server.received)
+        assert len(carried) == 4 and min(carried.values()) >= 5, carried
+        assert handler.most_at_once == 4
+        assert handler.unrecorded == []
+        assert sorted(server.handler.by_recipient()) == sorted(everyone)
+        assert all(len(copies) == 1 for copies in server.handler.by_recipient().values())
+        assert len({item.message["Message-ID"] for item in server.received}) == 60
+
+
+def test_unsubscribes_during_a_send_over_four_connections_skip_everyone_not_yet_sent(site: Site) -> None:
+    """Whoever unsubscribes before the courier reaches them gets nothing: each recipient is looked up
+    right before their message goes to a connection. Who that can be is known at the server: the list
+    goes out in order, and each connection holds at most one message the server has not seen yet."""
+    state = site.root / "state" / "state.sqlite3"
+    chooser = random.Random(11)
+    handler = Handler(data_delay=0.01)
+    accept = handler.handle_DATA
+    later: list[str] = []  # unsubscribed before the courier could have reached them
+    sent_already: list[str] = []  # unsubscribed after their digest was accepted
+
+    async def handle_DATA(server: Any, session: Any, envelope: Any) -> str:
+        reply = await accept(server, session, envelope)
+        if handler.count % 5 == 0 and handler.count <= 40:
+            seen = len(handler.attempts)
+            # Handed out so far: those the server has seen, skipped ones, and one in hand per connection.
+            unseen = everyone[seen + len(later) + 4 :]
+            chosen = chooser.sample([a for a in unseen if a not in later], 3)
+            gone = chooser.choice([a for a in everyone[:seen] if a in handler.attempts])
+            db = open_database(state)
+            try:
+                for address in [*chosen, gone]:
+                    subscriptions.unsubscribe(db, address, "one-click", NOW)
+            finally:
+                db.close()
+            later.extend(chosen)
+            sent_already.append(gone)
+        return reply
+
+    handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
+    with smtp_server(handler) as server:
+        make_site(site, server, connections=4)
+        everyone = write_subscribers(site.root, 100)
+        code, lines = run(site)
+        assert code == 0, lines
+        copies = server.handler.by_recipient()
+        assert len(later) == 24
+        assert sorted(copies) == sorted(set(everyone) - set(later))
+        assert all(len(items) == 1 for items in copies.values())
+        assert set(sent_already) <= set(copies)
+        cancelled = {
+            recipient for recipient, (status, _, _) in deliveries(site).items() if status == "cancelled"
+        }
+        assert cancelled == set(later)
+        assert lines[-1] == (
+            f"delivered via SMTP 127.0.0.1:{server.port}: 76 sent, 0 failed, 0 deferred, "
+            "24 cancelled (unsubscribed)"
+        )

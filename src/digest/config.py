@@ -134,6 +134,10 @@ class ServerConfig:
         return bool(self.public_url)
 
 
+# More connections than this buy nothing from one relay but its rate limits.
+MAX_CONNECTIONS = 64
+
+
 @dataclass(frozen=True)
 class DeliveryConfig:
     method: Literal["outbox", "smtp"] = "outbox"
@@ -147,6 +151,7 @@ class DeliveryConfig:
     smtp_data_timeout: float = 600.0  # RFC 5321 §4.5.3.2.6: the reply to the end of DATA
     max_attempts: int = 5
     retry_backoff: float = 2.0
+    connections: int = 4  # SMTP connections delivering in parallel
 
 
 @dataclass(frozen=True)
@@ -416,6 +421,12 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
             f"{config.content.render_timeout:g}",
             path=where,
             key="content.render_timeout",
+        )
+    if not 1 <= d.connections <= MAX_CONNECTIONS:
+        raise ConfigError(
+            f"'delivery.connections' must be between 1 and {MAX_CONNECTIONS}, not {d.connections}",
+            path=where,
+            key="delivery.connections",
         )
     for key, seconds in (("smtp_timeout", d.smtp_timeout), ("smtp_data_timeout", d.smtp_data_timeout)):
         if not seconds > 0:

@@ -1,4 +1,4 @@
-"""Handing messages over: to the outbox folder, or to an SMTP server over one reused connection.
+"""Handing messages over: to the outbox folder, or to an SMTP server over reused connections.
 
 A transport's `send` answers for one recipient with an `Outcome`: `sent` (accepted), `failed` (the
 server said no for good: 5xx) or `deferred` (it kept saying "later": 4xx until `max_attempts`). When
@@ -8,14 +8,16 @@ the whole message went out but no reply to its final dot came within `smtp_data_
 recorded (sent once more by the next run, never a third time). A
 problem no retry of this message can fix (wrong password, server unreachable, TLS refused, the sender
 refused) raises `DeliveryError` instead, so the run stops and leaves the rest for the next run rather
-than marking every remaining subscriber failed. So does a server that is refusing everyone for now
-(421 on a fresh connection, or `DEFERRALS_BEFORE_STOP` recipients deferred in a row): waiting out the
-backoff once per recipient would take days for a large list.
+than marking every remaining subscriber failed. So does a 421 on a fresh connection: the server is
+refusing everyone for now, and waiting out the backoff once per recipient would take days for a large
+list.
 
-`RefusalWatch` tells a server's own permanent refusal (a relay denying relaying answers 550 5.7.1 to
-every recipient) from the recipients' own: refusals with one code from the first recipients of a run,
-before the server accepted anything, are held back, and when they are `REFUSALS_BEFORE_STOP` (or every
-recipient of a digest) the run stops with all of them still pending, as for a 421.
+One `Smtp` is one connection; `[delivery] connections` of them deliver in parallel (`weekly.Courier`
+runs them). `RefusalWatch` sees every outcome of the run, from all connections, and tells a server
+refusing everyone from recipients refused on their own: `DEFERRALS_BEFORE_STOP` recipients deferred in
+a row, or refusals with one permanent code from the first recipients of a run, before the server
+accepted anything (a relay denying relaying answers 550 5.7.1 to every recipient), stop the run with
+them still pending, as for a 421.
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ def envelope_sender(config: Config) -> str:
             hint='e.g. "Site <digest@example.com>"',
         )
     return address
+
+
+def connection_count(config: Config) -> int:
+    """How many connections deliver at once: `[delivery] connections` over SMTP; the outbox writes
+    its files one after another (the same files either way)."""
+    return config.delivery.connections if config.delivery.method == "smtp" else 1
 
 
 def open_transport(
@@ -218,14 +226,15 @@ class _Ssl(_WaitsForTheFinalReply, smtplib.SMTP_SSL):
 
 
 class Smtp:
-    """smtplib over one connection for the whole run, reconnecting when the server drops it.
+    """smtplib over one connection for the whole run, reconnecting when the server drops it; one
+    thread at a time uses it.
 
     A 4xx is retried on the same connection after `retry_backoff * 2**n` seconds, up to `max_attempts`
     attempts in all; a 5xx is final. A dropped connection, or a 421 on a connection that already
     carried messages, is re-opened at once for the next attempt: servers that close after N messages
     per connection are common and not a reason to wait. A 421 on a fresh connection means the server
-    is shutting down or refusing service, and `DEFERRALS_BEFORE_STOP` recipients deferred in a row
-    mean it is deferring everyone: both raise `DeliveryError`, so the run stops (the rest stay pending).
+    is shutting down or refusing service: that raises `DeliveryError`, so the run stops (the rest stay
+    pending).
 
     The backoff waits on `stop` (set by SIGTERM to the scheduler), so a stop never waits out a retry:
     the recipient in hand is then `deferred` with the attempts made. `sleep`, when given, waits instead
@@ -264,7 +273,6 @@ class Smtp:
             self.password = environ[variable]
         self._conn: _WaitsForTheFinalReply | None = None
         self._carried = 0  # messages the current connection has carried
-        self._deferred_in_a_row = 0
         self.connections = 0  # how many times we connected: 1 for a run on a healthy server
 
     def _connection(self) -> _WaitsForTheFinalReply:
@@ -321,21 +329,6 @@ class Smtp:
         self._conn = None
 
     def send(self, sender: str, recipient: str, data: bytes, *, key: str = "") -> Outcome:
-        outcome = self._send(sender, recipient, data)
-        if outcome.status != "deferred":
-            self._deferred_in_a_row = 0
-            return outcome
-        self._deferred_in_a_row += 1
-        if self._deferred_in_a_row >= DEFERRALS_BEFORE_STOP and not self.stop.is_set():
-            # This recipient stays pending (not recorded), like every one after it.
-            raise DeliveryError(
-                f"{self.description}: {self._deferred_in_a_row} recipients in a row were deferred "
-                f"(last: {outcome.error}); the server is refusing mail for now",
-                hint="the next run retries them and the rest",
-            )
-        return outcome
-
-    def _send(self, sender: str, recipient: str, data: bytes) -> Outcome:
         attempts, last, wait, unreachable = 0, "", 0.0, False
         while attempts < self.config.max_attempts:
             if wait and not self._pause(wait):
@@ -452,23 +445,40 @@ def _server_wide(error: str) -> str:
 
 
 class RefusalWatch:
-    """Holds back permanent refusals that may be the server's rather than the recipients'.
+    """Sees every outcome of the run, in the order they come (from all connections), and holds back
+    those that may be the server's refusal of everyone rather than the recipients' own.
 
-    Until the server accepts one message in the run, refusals with one code (a relay that denies
-    relaying answers 550 5.7.1 to everyone) are held instead of recorded. `REFUSALS_BEFORE_STOP` of
-    them, or every recipient of a digest (two at least), mean the server refuses everyone: the run
-    stops and they all stay pending, as for a 421. An acceptance, another reply, or the end of a
-    digest with one such refusal releases what was held, to be recorded as failed.
+    `DEFERRALS_BEFORE_STOP` recipients deferred in a row mean the server is deferring everyone: the one
+    that makes them so many is kept (not recorded) and the run stops. Until the server accepts one
+    message in the run, permanent refusals with one code (a relay that denies relaying answers 550
+    5.7.1 to everyone) are held instead of recorded: `REFUSALS_BEFORE_STOP` of them, or every recipient
+    of a digest (two at least), mean the server refuses everyone, and the run stops with them all still
+    pending, as for a 421. An acceptance, another reply, or the end of a digest with one such refusal
+    releases what was held, to be recorded as failed.
     """
 
-    def __init__(self, description: str, threshold: int = REFUSALS_BEFORE_STOP) -> None:
-        self.description, self.threshold = description, threshold
+    def __init__(
+        self,
+        description: str,
+        threshold: int = REFUSALS_BEFORE_STOP,
+        deferrals: int = DEFERRALS_BEFORE_STOP,
+    ) -> None:
+        self.description, self.threshold, self.deferrals = description, threshold, deferrals
         self.accepted = False
         self.held: list[tuple[str, Outcome]] = []
+        self.kept: list[tuple[str, Outcome]] = []  # the deferral that stopped the run: left pending
+        self.deferred_in_a_row = 0
         self._code = ""
 
     def settle(self, recipient: str, outcome: Outcome) -> list[tuple[str, Outcome]]:
         """The outcomes to record now, in order: none while this one is held."""
+        if outcome.status == "deferred":
+            self.deferred_in_a_row += 1
+            if self.deferred_in_a_row >= self.deferrals and not self.kept:
+                self.kept.append((recipient, outcome))
+                return self.release()
+        else:
+            self.deferred_in_a_row = 0
         code = _server_wide(outcome.error) if outcome.status == "failed" else ""
         if not self.accepted and code:
             released = self.release() if code != self._code else []
@@ -480,7 +490,14 @@ class RefusalWatch:
 
     @property
     def refusing(self) -> str:
-        """Why the run stops ("" when it goes on): the first recipients were all refused alike."""
+        """Why the run stops ("" when it goes on): recipients deferred in a row, or the first
+        recipients all refused alike."""
+        if self.kept:
+            recipients, last = self.deferred_in_a_row, self.kept[0][1].error
+            return (
+                f"{self.description}: {recipients} recipients in a row were deferred (last: {last}); "
+                "the server is refusing mail for now (the next run retries them and the rest)"
+            )
         if len(self.held) < self.threshold:
             return ""
         return self._reason(f"the first {len(self.held)} recipients were all")
@@ -495,6 +512,12 @@ class RefusalWatch:
     def release(self) -> list[tuple[str, Outcome]]:
         released, self.held, self._code = self.held, [], ""
         return released
+
+    def left_pending(self) -> int:
+        """Forget what is held and kept (the run stops: they stay pending); how many they were."""
+        count = len(self.release()) + len(self.kept)
+        self.kept = []
+        return count
 
     def _reason(self, who: str) -> str:
         reply = self.held[-1][1].error

@@ -551,7 +551,7 @@ def _run_locked(
 ) -> RunReport:
     # Delivery, mail and templates load here, not at import: `digest build` should not pay for them.
     from . import audience, weekly
-    from .delivery import envelope_sender, open_transport
+    from .delivery import Transport, envelope_sender, open_transport
 
     report = RunReport(now=now)
     # The feeds first: they must not go stale while the mail server is down or the list is empty.
@@ -567,8 +567,11 @@ def _run_locked(
     subscribers = audience.recipients(config, state, report, now)
     sender = envelope_sender(config)
     questions = audience.audience(config, state, now)
-    transport = open_transport(config, sleep=sleep, stop=stop)
-    courier = weekly.Courier(config, state, report, now, transport, sender, stop, questions)
+
+    def connect(halt: threading.Event) -> Transport:  # one of `[delivery] connections`
+        return open_transport(config, sleep=sleep, stop=halt)
+
+    courier = weekly.Courier(config, state, report, now, connect, sender, stop, questions)
     try:
         state.record_articles_seen(a.entry_id for a in articles)
 

@@ -9,21 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config
-from .delivery import Outcome, RefusalWatch, Transport, UnknownOutcome
+from .delivery import Outcome, RefusalWatch, Transport, UnknownOutcome, connection_count
 from .errors import DeliveryError, DigestError, OutputError, Problem
 from .feed_sets import language_of, site_languages
-from .message import NO_TOKENS, LinkTokens, build_message, make_message_id
+from .message import NO_TOKENS, LinkTokens, build_message, make_message_id, recipient_header
 from .output import safe_join, write_atomic
 from .reports import RunReport
 from .selection import Digest, Edition, for_topics
 from .state import OPEN_STATUSES, Delivery, DigestRecord, State
-from .subscribers import SubscriberList
+from .subscribers import Subscriber, SubscriberList
 from .templating import RenderedDigest, archive_files, render_digest
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,20 @@ class Audience:
 
 
 class Courier:
-    """Delivers recorded digests over one transport (opened on first use) and records every outcome."""
+    """Delivers recorded digests and records every outcome.
+
+    `[delivery] connections` connections (`connect` opens one; over SMTP, each lazily) send at once,
+    each in its own thread with its own retries. This thread is the only one that asks the store and
+    writes to it: it checks each recipient right before handing their message to an idle connection,
+    and records each outcome as it comes, before that connection is given its next message. So a kill
+    at any instant leaves at most one accepted, unrecorded message per connection, and everyone not
+    yet recorded is sent again by the next run with the same Message-ID. With one connection the
+    messages go out from this thread.
+
+    Whatever stops the send (`stop`, a server refusing everyone, no connection) stops every
+    connection: none is given another message, a backoff in progress is cut short, and what is in
+    flight is recorded as it comes back.
+    """
 
     def __init__(
         self,
@@ -200,77 +214,160 @@ class Courier:
         state: State,
         report: RunReport,
         now: dt.datetime,
-        transport: Transport,
+        connect: Callable[[threading.Event], Transport],
         sender: str,
         stop: threading.Event,
         audience: Audience | None = None,
     ) -> None:
         self.config, self.state, self.report, self.now = config, state, report, now
-        self.transport, self.sender, self.stop = transport, sender, stop
-        self.watch = RefusalWatch(transport.description)
+        self.sender, self.stop, self.connect = sender, stop, connect
         self.audience = audience or Audience()
+        self.parallel = connection_count(config)
+        # What the connections' backoffs wait on: `stop` itself for one connection in this thread;
+        # for threads, an event this thread sets on `stop` or on a stop of its own.
+        self.halt = stop if self.parallel == 1 else threading.Event()
+        # The first connection is opened now (not connected yet): a missing password stops the run
+        # before anything is recorded.
+        self.transports = [connect(self.halt)]
+        self.description = self.transports[0].description
+        self.watch = RefusalWatch(self.description)
+        self._recipients: dict[tuple[str, str], bytes] = {}  # (address, name) → its To: line
 
     def deliver(self, record: DigestRecord, subscribers: SubscriberList) -> None:
-        state, report, audience = self.state, self.report, self.audience
+        state, report = self.state, self.report
         renders = {variant: _rendered(parts) for variant, parts in state.renders(record.id).items()}
         # The list as it is now: a name corrected since the digest was recorded applies to whoever is
         # not yet sent.
         current = {s.email.casefold(): s for s in subscribers.subscribers}
-        todo = state.deliveries(record.id, OPEN_STATUSES)
-        if todo:
-            report.transport = self.transport.description
-        for index, delivery in enumerate(todo):
-            if self.stop.is_set():
-                report.stopped, report.left = "asked to stop", report.left + len(todo) - index
-                break
-            reason = audience.why_not(delivery.recipient)
-            if reason is not None:
-                state.record_delivery(
-                    record.id, delivery.recipient, "cancelled", attempts=0, error=reason, now=self.now
-                )
-                report.cancelled += 1
-                continue
-            subscriber = current.get(delivery.recipient.casefold())
-            try:
-                data = build_message(
-                    renders[delivery.variant],
-                    self.config,
-                    to=delivery.recipient,
-                    to_name=subscriber.name if subscriber is not None else delivery.name,
-                    message_id=delivery.message_id,
-                    date=record.cutoff,
-                    tokens=audience.tokens(delivery.recipient),
-                )
-            except DigestError as exc:  # this recipient's message can't be written: only theirs fails
-                self._record(record, delivery.recipient, Outcome("failed", 0, str(exc)))
-                continue
-            sender = audience.return_path(delivery.message_id) or self.sender
-            try:
-                outcome = self.transport.send(
-                    sender, delivery.recipient, data, key=f"{record.period}--{delivery.recipient}"
-                )
-            except UnknownOutcome as exc:  # maybe accepted: recorded so, never sent again in this run
-                outcome, reason = exc.settle(delivery.last_error)
-                self._record(record, delivery.recipient, outcome)
-                if exc.stops_run:
-                    report.stopped, report.left = reason, report.left + len(todo) - index - 1
-                    break
-                continue
-            except DeliveryError as exc:
-                report.stopped, report.left = str(exc), report.left + len(todo) - index
-                break
-            for recipient, result in self.watch.settle(delivery.recipient, outcome):
-                self._record(record, recipient, result)
-            if self.watch.refusing:  # the server refuses everyone: they all stay pending
-                report.stopped = self.watch.refusing
-                report.left += len(todo) - index - 1 + len(self.watch.release())
-                break
+        send = _Send(record, renders, current, state.deliveries(record.id, OPEN_STATUSES))
+        if not send.todo:
+            state.finish_if_complete(record.id, self.now)
+            return
+        report.transport = self.description
+        listed = len(report.failed), len(report.deferred), len(report.suppressed)
+        lines = self._lines(min(self.parallel, len(send.todo)), send.results)
+        try:
+            busy = sum(self._next(send, line) for line in lines)
+            while busy:
+                line, job, result = self._result(send)
+                busy -= 1
+                self._settle(send, job, result)
+                busy += self._next(send, line)
+        except BaseException:
+            self.halt.set()  # no connection waits out a backoff for a send that is over
+            raise
+        finally:
+            for line in lines:
+                line.finish()
+        if send.stopped:
+            report.stopped = send.stopped
+            report.left += send.unrecorded + len(send.todo) - send.index + self.watch.left_pending()
         else:
             released, report.stopped = self.watch.end_of_digest()
-            report.left += len(self.watch.release())
+            report.left += self.watch.left_pending()
             for recipient, result in released:
                 self._record(record, recipient, result)
+        self._in_list_order(send, listed)
+        if send.error is not None:
+            raise send.error
         state.finish_if_complete(record.id, self.now)
+
+    def _lines(self, count: int, results: queue.SimpleQueue[_Result]) -> list[_Line]:
+        if self.parallel == 1:
+            return [_Line(self.transports[0], results)]
+        while len(self.transports) < count:
+            self.transports.append(self.connect(self.halt))
+        return [_Thread(transport, results) for transport in self.transports[:count]]
+
+    def _next(self, send: _Send, line: _Line) -> bool:
+        """Hand the next recipient still to get the digest to `line`; False when there is none, or
+        the send is stopping."""
+        audience = self.audience
+        while send.index < len(send.todo) and not send.stopped:
+            if self.stop.is_set():
+                self._stop(send, "asked to stop")
+                break
+            delivery = send.todo[send.index]
+            send.index += 1
+            reason = audience.why_not(delivery.recipient)
+            if reason is not None:
+                self.state.record_delivery(
+                    send.record.id, delivery.recipient, "cancelled", attempts=0, error=reason, now=self.now
+                )
+                self.report.cancelled += 1
+                continue
+            try:
+                data = self._message(send, delivery)
+            except DigestError as exc:  # this recipient's message can't be written: only theirs fails
+                self._record(send.record, delivery.recipient, Outcome("failed", 0, str(exc)))
+                continue
+            sender = audience.return_path(delivery.message_id) or self.sender
+            line.start(_Job(delivery, data, sender, f"{send.record.period}--{delivery.recipient}"))
+            return True
+        return False
+
+    def _message(self, send: _Send, delivery: Delivery) -> bytes:
+        subscriber = send.current.get(delivery.recipient.casefold())
+        name = subscriber.name if subscriber is not None else delivery.name
+        to = self._recipients.get((delivery.recipient, name))
+        if to is None:  # encoded once per subscriber, whatever number of digests the run sends
+            to = self._recipients[delivery.recipient, name] = recipient_header(delivery.recipient, name)
+        return build_message(
+            send.renders[delivery.variant],
+            self.config,
+            to=delivery.recipient,
+            to_header=to,
+            message_id=delivery.message_id,
+            date=send.record.cutoff,
+            tokens=self.audience.tokens(delivery.recipient),
+        )
+
+    def _result(self, send: _Send) -> _Result:
+        while True:
+            try:
+                return send.results.get(timeout=_POLL)
+            except queue.Empty:
+                if self.stop.is_set():
+                    self.halt.set()  # cut the connections' backoffs short
+
+    def _settle(self, send: _Send, job: _Job, result: Outcome | BaseException) -> None:
+        recipient = job.delivery.recipient
+        if isinstance(result, UnknownOutcome):  # maybe accepted: recorded so, never sent again in this run
+            outcome, reason = result.settle(job.delivery.last_error)
+            self._record(send.record, recipient, outcome)
+            if result.stops_run:
+                self._stop(send, reason)
+        elif isinstance(result, BaseException):  # a DeliveryError stops the run; this one stays pending
+            send.unrecorded += 1
+            if not isinstance(result, DeliveryError):
+                send.error = send.error or result
+            self._stop(send, str(result))
+        elif result.status == "deferred" and (send.stopped or self.stop.is_set()):
+            self._record(send.record, recipient, result)  # its backoff was cut short by the stop
+        else:
+            for settled, outcome in self.watch.settle(recipient, result):
+                self._record(send.record, settled, outcome)
+            if self.watch.refusing:  # the server refuses everyone: they all stay pending
+                self._stop(send, self.watch.refusing)
+
+    def _stop(self, send: _Send, reason: str) -> None:
+        if not send.stopped:
+            send.stopped = reason
+        if self.halt is not self.stop:
+            self.halt.set()
+
+    def _in_list_order(self, send: _Send, listed: tuple[int, int, int]) -> None:
+        """The failed, deferred and suppressed recipients of this digest as its list orders them, not
+        as the connections happened to finish."""
+        order = {delivery.recipient: n for n, delivery in enumerate(send.todo)}
+        report, (failed, deferred, suppressed) = self.report, listed
+
+        def by_address(item: tuple[str, str]) -> int:
+            return order[item[0]]
+
+        report.failed[failed:] = sorted(report.failed[failed:], key=by_address)
+        report.deferred[deferred:] = sorted(report.deferred[deferred:], key=by_address)
+        report.suppressed[suppressed:] = sorted(report.suppressed[suppressed:], key=order.__getitem__)
 
     def _record(self, record: DigestRecord, recipient: str, outcome: Outcome) -> None:
         # Recorded at once, in its own transaction: this is what makes a resumed run skip it.
@@ -287,4 +384,76 @@ class Courier:
             self.report.deferred.append((recipient, outcome.error))
 
     def close(self) -> None:
-        self.transport.close()
+        for transport in self.transports:
+            transport.close()
+
+
+_POLL = 0.05  # seconds between two looks at `stop` while every connection is busy
+
+
+@dataclass(frozen=True)
+class _Job:
+    delivery: Delivery
+    data: bytes
+    sender: str
+    key: str
+
+
+_Result = tuple["_Line", _Job, "Outcome | BaseException"]
+
+
+@dataclass
+class _Send:
+    """One digest's delivery in progress."""
+
+    record: DigestRecord
+    renders: dict[str, RenderedDigest]
+    current: dict[str, Subscriber]
+    todo: list[Delivery]
+    index: int = 0  # todo[index:] were not handed to a connection
+    stopped: str = ""  # why the send stops ("" while it goes on)
+    unrecorded: int = 0  # handed over, and neither sent nor recorded (the run stopped at them)
+    error: BaseException | None = None  # not a delivery problem: raised once the others are recorded
+    results: queue.SimpleQueue[_Result] = field(default_factory=queue.SimpleQueue)
+
+
+def _send(transport: Transport, job: _Job) -> Outcome | BaseException:
+    try:
+        return transport.send(job.sender, job.delivery.recipient, job.data, key=job.key)
+    except Exception as exc:  # the courier's thread decides what it means
+        return exc
+
+
+class _Line:
+    """A connection that sends in the courier's thread: `start` returns once its result is in."""
+
+    def __init__(self, transport: Transport, results: queue.SimpleQueue[_Result]) -> None:
+        self.transport, self.results = transport, results
+
+    def start(self, job: _Job) -> None:
+        self.results.put((self, job, _send(self.transport, job)))
+
+    def finish(self) -> None:
+        pass
+
+
+class _Thread(_Line):
+    """A connection that sends in a thread of its own, one message at a time."""
+
+    def __init__(self, transport: Transport, results: queue.SimpleQueue[_Result]) -> None:
+        super().__init__(transport, results)
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="digest-smtp", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            self.results.put((self, job, _send(self.transport, job)))
+
+    def start(self, job: _Job) -> None:
+        self.jobs.put(job)
+
+    def finish(self) -> None:
+        """Ends the thread once the message in hand is sent (its result is not waited for)."""
+        self.jobs.put(None)
+        self.thread.join()
