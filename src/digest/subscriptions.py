@@ -640,11 +640,19 @@ def why_not_send(db: sqlite3.Connection, address: str) -> str | None:
         key = normalise_address(address)
     except AddressError:
         key = address.strip().lower()
-    suppressed = _suppression(db, key)
-    if suppressed is not None:
-        return f"suppressed ({suppressed[0]})"
-    row = db.execute("SELECT status FROM subscribers WHERE address = ?", (key,)).fetchone()
-    if row is None or row[0] != "active":
+    return why_not_send_key(db, key)
+
+
+def why_not_send_key(db: sqlite3.Connection, key: str) -> str | None:
+    """`why_not_send` for an address already in the store's normalised form (one query)."""
+    row = db.execute(
+        "SELECT p.reason, s.status FROM (SELECT ? AS address) k LEFT JOIN suppressions p USING (address) "
+        "LEFT JOIN subscribers s USING (address)",
+        (key,),
+    ).fetchone()
+    if row[0] is not None:
+        return f"suppressed ({row[0]})"
+    if row[1] != "active":
         return "no longer subscribed"
     return None
 
