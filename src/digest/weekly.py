@@ -254,7 +254,8 @@ class Courier:
                 self._settle(send, job, result)
                 busy += self._next(send, line)
         except BaseException:
-            self.halt.set()  # no connection waits out a backoff for a send that is over
+            if self.halt is not self.stop:
+                self.halt.set()  # no connection waits out a backoff for a send that is over
             raise
         finally:
             for line in lines:
@@ -448,7 +449,11 @@ class _Thread(_Line):
 
     def _run(self) -> None:
         while (job := self.jobs.get()) is not None:
-            self.results.put((self, job, _send(self.transport, job)))
+            try:
+                result = _send(self.transport, job)
+            except BaseException as exc:  # whatever it is, the courier's thread hears of it
+                result = exc
+            self.results.put((self, job, result))
 
     def start(self, job: _Job) -> None:
         self.jobs.put(job)
