@@ -132,3 +132,15 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     return Site(tmp_path / "site")
+
+
+@pytest.fixture
+def run_site(site: Site) -> Site:
+    """A site that sends its digest to the outbox: two subscribers (all topics; AI only), two articles."""
+    from smtp_server import write_run_config, write_subscribers
+
+    write_run_config(site.root)
+    write_subscribers(site.root, [("all@example.com", "All", ""), ("ai@example.com", "AI fan", "AI")])
+    site.add("a.md", article_text("Alpha", "2025-06-25T10:00:00+08:00", main_topics=["AI"]))
+    site.add("b.md", article_text("Beta", "2025-06-27T10:00:00+08:00", main_topics=["Policy"]))
+    return site

@@ -56,15 +56,6 @@ def fill(disk: Path) -> None:
             pass
 
 
-@pytest.fixture
-def run_site(site: Site) -> Site:
-    write_run_config(site.root)
-    write_subscribers(site.root, [("all@example.com", "All", ""), ("ai@example.com", "AI fan", "AI")])
-    site.add("a.md", article_text("Alpha", "2025-06-25T10:00:00+08:00", main_topics=["AI"]))
-    site.add("b.md", article_text("Beta", "2025-06-27T10:00:00+08:00", main_topics=["Policy"]))
-    return site
-
-
 def set_state_path(site: Site, path: Path) -> None:
     site.set("state", path=str(path))
 
