@@ -190,7 +190,7 @@ def test_a_new_topic_whose_slug_is_taken_gets_its_hashed_name_and_a_problem_line
     result = CliRunner().invoke(main, ["build", "--now", NOW.isoformat()])
     assert result.exit_code == 3, result.output  # something to look at, and everything published
     assert result.stderr.splitlines() == [
-        "skipped: content/csharp.md: topic 'C#' would share the feed file c.xml with 'C++': "
+        "problem: content/csharp.md: topic 'C#' would share the feed file c.xml with 'C++': "
         "published as topic-951a4d36e0.xml (give 'C#' a slug of its own in [feeds] topic_slugs)"
     ]
     assert result.stdout == "2 of 2 articles published in 3 feeds; 5 files changed; 1 problem\n"
@@ -206,7 +206,7 @@ def test_a_new_topic_whose_slug_is_taken_gets_its_hashed_name_and_a_problem_line
     # `check` reports the same line (and fails, so an editor sees it before a build does).
     checked = CliRunner().invoke(main, ["check"])
     assert checked.exit_code == 1
-    assert checked.stdout.splitlines() == [result.stderr.splitlines()[0].removeprefix("skipped: ")]
+    assert checked.stdout.splitlines() == [result.stderr.splitlines()[0].removeprefix("problem: ")]
 
 
 def test_a_topic_clash_does_not_stop_the_weekly_run(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +218,7 @@ def test_a_topic_clash_does_not_stop_the_weekly_run(site: Site, monkeypatch: pyt
     assert result.exit_code == 3, result.output
     # C# came first this time: it keeps c.xml, and C++ is the one renamed.
     assert result.stderr.splitlines() == [
-        "skipped: content/cpp.md: topic 'C++' would share the feed file c.xml with 'C#': "
+        "problem: content/cpp.md: topic 'C++' would share the feed file c.xml with 'C#': "
         "published as topic-cedb1bac7e.xml (give 'C++' a slug of its own in [feeds] topic_slugs)"
     ]
     assert sorted(p.name for p in _feeds(site.feeds)) == ["c.xml", "index.xml", "topic-cedb1bac7e.xml"]

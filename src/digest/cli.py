@@ -60,7 +60,8 @@ def _config(ctx: click.Context) -> Config:
 
 def _report_problems(problems: list[Any]) -> None:
     for problem in problems:
-        click.echo(f"skipped: {problem}", err=True)
+        label = "skipped" if getattr(problem, "skipped", True) else "problem"
+        click.echo(f"{label}: {problem}", err=True)
 
 
 _EPILOG = "\b\nExit status:\n" + "\n".join(

@@ -77,12 +77,14 @@ class DeliveryError(DigestError):
 
 @dataclass(frozen=True)
 class Problem:
-    """A reported, non-fatal problem: the article at `path` was skipped."""
+    """A reported, non-fatal problem: the article at `path` was skipped (or, when `skipped` is False,
+    published but not as asked: a topic under another feed file name, a web copy not written)."""
 
     path: str
     message: str
     line: int | None = None
     hint: str | None = None
+    skipped: bool = True
 
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line else "")

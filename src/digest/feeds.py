@@ -158,6 +158,7 @@ def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
                     f"topic {topic.name!r} would share the feed file {wanted}.xml with "
                     f"{owners[wanted].name!r}: published as {slug}.xml",
                     hint=f"give {topic.name!r} a slug of its own in [feeds] topic_slugs",
+                    skipped=False,
                 )
             )
         owners[slug], slugs[topic.key] = topic, slug

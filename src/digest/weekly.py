@@ -6,6 +6,7 @@ handed the state, the digest and the subscribers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -157,7 +158,9 @@ def write_web_copy(
                     report.archive.append(language.prefix + name)
             except OutputError as exc:
                 # The web copy is a convenience: a full archive disk must not cost anyone the email.
-                report.problems.append(Problem.from_error(exc, str(folder)))
+                report.problems.append(
+                    dataclasses.replace(Problem.from_error(exc, str(folder)), skipped=False)
+                )
                 return
 
 
