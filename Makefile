@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: run build test lint bench browser hugo clean
+.PHONY: run build test lint bench soak browser hugo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
