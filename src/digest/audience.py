@@ -60,14 +60,6 @@ def signing_keys(config: Config, environ: Mapping[str, str] | None = None) -> To
     return Tokens(keys)
 
 
-def key_of(address: str) -> str:
-    """The store's key for a recipient address (a digest recorded before the store: any case)."""
-    try:
-        return store.normalise_address(address)
-    except store.AddressError:
-        return address.strip().lower()
-
-
 # ---------------------------------------------------------------- the run's recipients
 
 
@@ -113,20 +105,19 @@ def audience(config: Config, state: State, now: dt.datetime) -> Audience:
     # The store's own keys need no normalising (email-validator: most of a message's cost otherwise).
     keys = frozenset(row[0] for row in db.execute("SELECT address FROM subscribers"))
 
+    def key(address: str) -> str:
+        return address if address in keys else store.key_of(address)
+
     def why_not(address: str) -> str | None:
-        if address in keys:
-            return store.why_not_send_key(db, address)
-        return store.why_not_send(db, address)
+        return store.why_not_send_key(db, key(address))
 
     def links(address: str) -> tuple[str, str]:
-        if tokens is None:
-            return ("", "")
-        return tokens.list_links(address if address in keys else key_of(address))
+        return ("", "") if tokens is None else tokens.list_links(key(address))
 
     def refused(address: str, error: str) -> bool:
         if not is_permanent_refusal(error):
             return False
-        return store.suppress(db, key_of(address), "hard-bounce", now, detail=error)
+        return store.suppress(db, key(address), "hard-bounce", now, detail=error)
 
     def return_path(message_id: str) -> str | None:
         return verp_address(config.subscribers.return_path, message_id)
@@ -299,7 +290,9 @@ def read_bounces(config: Config, state: State, path: Path, now: dt.datetime) -> 
             if found is not None:
                 break
         if report.complained:
-            complainers = {key_of(found[0])} if found is not None else set(map(key_of, report.complaint))
+            complainers = (
+                {store.key_of(found[0])} if found is not None else set(map(store.key_of, report.complaint))
+            )
             if not complainers:
                 summary.unmatched.append(Problem(where, "a complaint naming no recipient", None, "skipped"))
                 continue
@@ -309,13 +302,15 @@ def read_bounces(config: Config, state: State, path: Path, now: dt.datetime) -> 
                     summary.suppressed.append((address, "complaint"))
             continue
         if found is not None and failed:
-            address, period = key_of(found[0]), found[1]
+            address, period = store.key_of(found[0]), found[1]
             # A VERP report is about its delivery, whatever address the forwarder's server named.
             kind: store.BounceKind = "hard" if report.permanent else "soft"
             pairs = [(address, period, kind)]
         elif failed and periods:
             # No delivery named: each failing address, in the last digest.
-            pairs = [(key_of(a), periods[-1], "hard" if a in report.permanent else "soft") for a in failed]
+            pairs = [
+                (store.key_of(a), periods[-1], "hard" if a in report.permanent else "soft") for a in failed
+            ]
         else:
             summary.unmatched.append(Problem(where, "not a bounce report of a digest", None, "skipped"))
             continue

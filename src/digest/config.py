@@ -407,14 +407,14 @@ def _overlap(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def _require_between(value: int, low: int, high: int, key: str, where: str) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"'{key}' must be between {low} and {high}, not {value}", path=where, key=key)
+
+
 def _check_delivery_and_folders(config: Config, where: str) -> None:
     d = config.delivery
-    if not 1 <= d.smtp_port <= 65535:
-        raise ConfigError(
-            f"'delivery.smtp_port' must be between 1 and 65535, not {d.smtp_port}",
-            path=where,
-            key="delivery.smtp_port",
-        )
+    _require_between(d.smtp_port, 1, 65535, "delivery.smtp_port", where)
     if not 0 < config.content.render_timeout <= 3600:
         raise ConfigError(
             "'content.render_timeout' must be more than 0 and at most 3600 seconds, not "
@@ -422,12 +422,7 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
             path=where,
             key="content.render_timeout",
         )
-    if not 1 <= d.connections <= MAX_CONNECTIONS:
-        raise ConfigError(
-            f"'delivery.connections' must be between 1 and {MAX_CONNECTIONS}, not {d.connections}",
-            path=where,
-            key="delivery.connections",
-        )
+    _require_between(d.connections, 1, MAX_CONNECTIONS, "delivery.connections", where)
     for key, seconds in (("smtp_timeout", d.smtp_timeout), ("smtp_data_timeout", d.smtp_data_timeout)):
         if not seconds > 0:
             raise ConfigError(
@@ -665,8 +660,7 @@ def _check_server(server: ServerConfig, where: str) -> None:
                 key="server.public_url",
                 hint="http is allowed only on 127.0.0.1, ::1 or localhost; no query or fragment",
             )
-    if not 1 <= server.port <= 65535:
-        raise ConfigError("'server.port' must be between 1 and 65535", path=where, key="server.port")
+    _require_between(server.port, 1, 65535, "server.port", where)
     if not _ENV_NAME.fullmatch(server.secret_env):
         raise ConfigError(
             f"'server.secret_env' must name an environment variable, not {server.secret_env!r}",
@@ -674,7 +668,6 @@ def _check_server(server: ServerConfig, where: str) -> None:
             key="server.secret_env",
             hint="the variable holds the signing keys; the keys never go in this file",
         )
-    if not 1 <= server.threads <= 64:
-        raise ConfigError("'server.threads' must be between 1 and 64", path=where, key="server.threads")
+    _require_between(server.threads, 1, 64, "server.threads", where)
     if not server.host:
         raise ConfigError("'server.host' must not be empty", path=where, key="server.host")

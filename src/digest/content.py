@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from .config import Config, ContentConfig, SiteConfig
 from .errors import ArticleError, Problem
-from .front_matter import Fields, load_front_matter, split_front_matter
+from .front_matter import Fields, decode_text, load_front_matter, split_front_matter
 from .urls import plain_link
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
@@ -487,7 +487,7 @@ def load_bodies(config: Config, articles: Sequence[Article]) -> list[Article]:
                 hint="it changed while digest was reading it? run digest again",
             ) from None
         if hashlib.sha256(raw).hexdigest() == article.content_hash:
-            text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+            text = decode_text(raw)  # decoded before, when it was parsed
             loaded.append(dataclasses.replace(article, body=split_front_matter(text)[2]))
             continue
         # Edited since it was parsed (an editor saving while digest runs): its new metadata may put it
@@ -628,12 +628,7 @@ def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings) -> Article 
 
 def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: bool = True) -> Article:
     """Bytes of one file → Article, or an ArticleError saying what is wrong and on which line."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ArticleError("not UTF-8 text", line=line, hint="save the file as UTF-8") from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_text(raw)
     fmt, fm_text, body, first_line = split_front_matter(text)
     meta = load_front_matter(fmt, fm_text, first_line)
     fields = Fields(meta, fm_text, first_line, ZoneInfo(settings.timezone))

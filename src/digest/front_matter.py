@@ -138,6 +138,17 @@ _TOML = _TomlHandler()
 _JSON = JSONHandler()
 
 
+def decode_text(raw: bytes) -> str:
+    """An article's bytes as text: UTF-8 with or without a byte order mark, line ends made "\n";
+    an ArticleError naming the line of the first byte that is not UTF-8."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ArticleError("not UTF-8 text", line=line, hint="save the file as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def split_front_matter(text: str) -> tuple[str, str, str, int]:
     """(format, front matter, body, line number of the front matter's first line), as Hugo finds it:
     after any blank lines or spaces, between `---` lines (YAML) or `+++` lines (TOML), or one JSON

@@ -321,13 +321,7 @@ def _read(
             source.rel, f"file is over the limit of {limit} bytes", hint="raise [content] max_file_bytes"
         )
     try:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise ArticleError("not UTF-8 text", line=line, hint="save the file as UTF-8") from None
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        split = split_front_matter(text)
+        split = split_front_matter(front_matter.decode_text(raw))
         front = load_front_matter(split)
     except ArticleError as exc:
         return Problem(source.rel, exc.message, exc.line, exc.hint)

@@ -9,6 +9,7 @@ are handed what they need.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -397,7 +398,8 @@ def render_entries(
     verdicts = cache.render_failures(k for k in keys.values() if k not in cached) if cache is not None else {}
     # A failure stands; running out of time stands unless the budget is larger now.
     failed = {k: v for k, v in verdicts.items() if v[0] is None or budget <= v[0]}
-    missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in cached | failed.keys()])
+    settled = cached.keys() | failed.keys()
+    missing = load_bodies(config, [a for a in articles if keys[a.entry_id] not in settled])
     cores = workers if workers is not None else (os.cpu_count() or 1)
     new_entries: dict[str, RenderedEntry] = {}
     new_failures: dict[str, tuple[float | None, str]] = {}
@@ -494,10 +496,8 @@ def _language_notes(config: Config, subscribers: Sequence[Subscriber]) -> list[s
     """One note per language tag of the list that names none of the site's languages."""
     from .feed_sets import language_of, site_languages
 
-    unknown: dict[str, int] = {}
-    for subscriber in subscribers:
-        if language_of(config, subscriber.language) is None:
-            unknown[subscriber.language] = unknown.get(subscriber.language, 0) + 1
+    tags = collections.Counter(subscriber.language for subscriber in subscribers)
+    unknown = {tag: n for tag, n in tags.items() if language_of(config, tag) is None}
     default = site_languages(config)[0].config.site.language
     return [
         f"subscribers: language {tag!r} ({count} subscriber{'s' if count != 1 else ''}) is none of the "
@@ -615,12 +615,10 @@ def _compose(
 ) -> Digest | None:
     """The digest of what is new, its summaries read from the render stage (the cache when there is
     one): the same values the feeds show. Only the new articles' Markdown is read, when not cached."""
-    from .selection import new_articles, select_digest
+    from .selection import select_digest
 
-    cutoff, sent = history.previous_cutoff, history.sent_ids
-    chosen = new_articles(articles, config, now, cutoff, sent)
-    entries = render_entries(chosen, config, cache, prune=False, problems=problems)
-    return select_digest(_rendered_only(articles, chosen, entries), config, now, cutoff, sent, entries)
+    usable, entries = _new_rendered(config, articles, now, history, cache, problems)
+    return select_digest(usable, config, now, history.previous_cutoff, history.sent_ids, entries)
 
 
 def _compose_editions(
@@ -631,14 +629,29 @@ def _compose_editions(
     cache: Cache | None,
     problems: list[Problem] | None = None,
 ) -> tuple[Edition, ...]:
-    """The digest of what is new in each site language (`selection.select_editions`), its summaries
-    read from the render stage as `_compose`'s are (and without the articles that cannot be rendered)."""
-    from .selection import new_articles, select_editions
+    """The digest of what is new in each site language (`selection.select_editions`), from the same
+    renderings as `_compose`'s."""
+    from .selection import select_editions
 
-    cutoff, sent = history.previous_cutoff, history.sent_ids
-    chosen = new_articles(articles, config, now, cutoff, sent)
+    usable, entries = _new_rendered(config, articles, now, history, cache, problems)
+    return select_editions(usable, config, now, history.previous_cutoff, history.sent_ids, entries)
+
+
+def _new_rendered(
+    config: Config,
+    articles: Sequence[Article],
+    now: dt.datetime,
+    history: History,
+    cache: Cache | None,
+    problems: list[Problem] | None,
+) -> tuple[list[Article], Mapping[str, RenderedEntry]]:
+    """The articles a digest may hold (without those that cannot be rendered) and the renderings of the
+    new ones."""
+    from .selection import new_articles
+
+    chosen = new_articles(articles, config, now, history.previous_cutoff, history.sent_ids)
     entries = render_entries(chosen, config, cache, prune=False, problems=problems)
-    return select_editions(_rendered_only(articles, chosen, entries), config, now, cutoff, sent, entries)
+    return _rendered_only(articles, chosen, entries), entries
 
 
 def _rendered_only(

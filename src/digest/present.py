@@ -212,9 +212,10 @@ def build_context(digest: Digest, config: Config, *, web: bool, subject: str) ->
 
 def archive_index_context(config: Config, periods: Sequence[str]) -> dict[str, Any]:
     """What the archive index template sees: every digest's period and link, in the order given."""
+    folder = archive_folder_url(config)  # resolves paths: once, not once per digest
     return {
         "site": {"title": config.site.title, "language": config.site.language, "url": config.site.base_url},
         "t": strings(config),
         "self_url": archive_index_url(config),
-        "digests": [{"period": p, "url": archive_url(config, p), "name": f"{p}.html"} for p in periods],
+        "digests": [{"period": p, "url": f"{folder}{p}.html", "name": f"{p}.html"} for p in periods],
     }

@@ -96,13 +96,17 @@ class SubscriberService:
         except InvalidToken:
             return Link("invalid")
 
+    def _look_up(self, token: str, purpose: Purpose, now: dt.datetime) -> Link:
+        """What a page shows for a token of `purpose`, changing nothing."""
+        read = self._read(token, purpose, now)
+        return read if isinstance(read, Link) else self._link(read)
+
     def _link(self, token: Token) -> Link:
         current = store.subscriber(self.db(), token.address)
         return Link("valid", token.address, current.language if current else "", current)
 
     def confirm_link(self, token: str, now: dt.datetime) -> Link:
-        read = self._read(token, "confirm", now)
-        return read if isinstance(read, Link) else self._link(read)
+        return self._look_up(token, "confirm", now)
 
     def confirm(self, token: str, ip: str, now: dt.datetime) -> tuple[Link, store.ConfirmStatus | None]:
         read = self._read(token, "confirm", now)
@@ -112,8 +116,7 @@ class SubscriberService:
         return self._link(read), status
 
     def unsubscribe_link(self, token: str, now: dt.datetime) -> Link:
-        read = self._read(token, "unsubscribe", now)
-        return read if isinstance(read, Link) else self._link(read)
+        return self._look_up(token, "unsubscribe", now)
 
     def unsubscribe(self, token: str, method: str, ip: str, now: dt.datetime) -> Link:
         """Suppress the token's address (idempotent; also when it is no longer listed)."""
@@ -124,8 +127,7 @@ class SubscriberService:
         return self._link(read)
 
     def preferences_link(self, token: str, now: dt.datetime) -> Link:
-        read = self._read(token, "preferences", now)
-        return read if isinstance(read, Link) else self._link(read)
+        return self._look_up(token, "preferences", now)
 
     def csrf_token(self, address: str, now: dt.datetime) -> str:
         return self.tokens.make("csrf", address, now=now)

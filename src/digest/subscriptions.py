@@ -636,11 +636,15 @@ def sync_list(
 def why_not_send(db: sqlite3.Connection, address: str) -> str | None:
     """None when `address` is to get mail now (active, not suppressed), else why not: what a running
     send asks right before each message, so an unsubscribe during the send skips everyone not yet sent."""
+    return why_not_send_key(db, key_of(address))
+
+
+def key_of(address: str) -> str:
+    """The store's key for a recipient address (a digest recorded before the store: any case)."""
     try:
-        key = normalise_address(address)
+        return normalise_address(address)
     except AddressError:
-        key = address.strip().lower()
-    return why_not_send_key(db, key)
+        return address.strip().lower()
 
 
 def why_not_send_key(db: sqlite3.Connection, key: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import queue
@@ -78,6 +79,7 @@ def record_digest(
     by_language = {edition.language: edition for edition in editions}
     default = site_languages(config)[0].key
 
+    @functools.cache  # one look-up per distinct tag, not per subscriber: each builds the languages
     def reads(tag: str) -> str:
         found = language_of(config, tag)
         return default if found is None else found
@@ -141,6 +143,7 @@ def write_web_copy(
     """Each language's web copy of the digest and the index of every digest, under its `[digest]
     archive_dir` (the default language's; `<lang>/` inside it for the others)."""
     stored = state.renders(record.id) if webs is None else {}
+    periods = state.history().periods
     for language in site_languages(config):
         variant = web_variant(language.key)
         web = webs.get(variant) if webs is not None else None
@@ -150,7 +153,7 @@ def write_web_copy(
             continue
         # archive_files reads only the period from the digest when handed its rendering.
         shell = Digest(period=record.period, since=record.since, now=record.cutoff, groups=())
-        files = archive_files(shell, language.config, state.history().periods, rendered=web)
+        files = archive_files(shell, language.config, periods, rendered=web)
         folder = language.config.digest.archive_dir
         for name in sorted(files):
             try:
