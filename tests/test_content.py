@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from digest.content import collect, is_published
+from digest.errors import ArticleError
 from digest.jobs import build
 
 from conftest import NOW, Site, article_text
@@ -531,6 +532,42 @@ def test_yaml_is_read_as_pyyaml_reads_it(site: Site) -> None:
     # A continuation line of a plain scalar, as PyYAML (and Hugo's YAML) read it, with or without an
     # unrelated nested field (simple_yaml answered ['a', 'b'] for the second file).
     assert articles["A"].tags == articles["B"].tags == ("a - b",)
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "title: Plain\ntags: [a, b]\nnested: {x: [1, 2.5, true, null, ~]}",
+        "date: 2025-06-20T10:00:00+08:00\nday: 2025-06-20\nspace: 2025-06-20 10:00:00",
+        "count: 0x1F\noctal: 0o17\nsexagesimal: 1:30\nfloat: 1e3\ninf: .inf\nbools: [yes, No, on, off]",
+        "2024: a number key\n1.5: a float key\ntrue: a bool key\n~: a null key",
+        "base: &base {a: 1, b: 2}\nmerged:\n  <<: {a: 9, c: 3}\n  b: 4",
+        "dup: first\ndup: second",
+        "quoted: '2025-06-20'\ntagged: !!str 123\nexplicit: !!int '42'\nfloat_tag: !!float 1",
+        "ordered: !!omap [{a: 1}, {b: 2}]\npairs: !!pairs [{a: 1}, {a: 2}]\nset: !!set {x, y}",
+        "bin: !!binary aGVsbG8=\nempty:\nblank: ''\nlist_of_maps: [{k: v}, {k: [w]}]",
+        "=: a value key\nmulti: |\n  line one\n  line two\nfolded: >\n  a\n  b",
+        "- a top-level list\n- of items",
+        "just a scalar",
+    ],
+    ids=["plain", "dates", "numbers", "keys", "merge", "duplicate", "tags", "collections", "misc",
+         "value-key", "list", "scalar"],
+)  # fmt: skip
+def test_front_matter_values_are_those_of_pyyamls_safe_loader(front: str) -> None:
+    """digest builds plain strings, lists and mappings itself (faster): every value, and its type,
+    must be what PyYAML's own safe loader gives."""
+    import yaml
+
+    from digest.front_matter import load_front_matter
+
+    expected = yaml.safe_load(front)
+    if not isinstance(expected, dict):
+        with pytest.raises(ArticleError, match="must be a mapping"):
+            load_front_matter("yaml", front, 2)
+        return
+    loaded = load_front_matter("yaml", front, 2)
+    assert loaded == expected
+    assert repr(loaded) == repr(expected)  # the same types all the way down (1 vs 1.0 vs True)
 
 
 def test_a_yaml_error_after_blank_lines_names_its_line_in_the_file(

@@ -159,3 +159,25 @@ def test_a_clash_among_many_changed_files_is_found_as_among_few(
     report = pair.build()
     assert report.parsed == 11
     assert [p.message for p in report.problems if "already used" in p.message]
+
+
+def test_after_a_cold_build_in_bulk_every_change_gives_the_cold_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold build of many files adds them in bulk (the index's own indexes made once, at the end):
+    the builds after it must find what they ask for as after any other."""
+    from digest import content
+
+    monkeypatch.setattr(content, "_BATCHED_CHANGES", 3)
+    pair = Pair(tmp_path)
+    subprocess.run(
+        [sys.executable, str(SHARED / "corpus" / "gen.py"), "--n", "60", "--out", str(pair.site.content),
+         "--seed", "12", "--topics", "8", "--now", GENERATOR_NOW.isoformat()],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert pair.build().parsed == 60
+    edited = _newest_in_feed(pair.site)
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nEdited.\n", encoding="utf-8")
+    assert pair.build().parsed == 1
+    pair.site.add("late.md", article_text("Late", date="2026-11-30T23:59:00+08:00", main_topics=["新话题"]))
+    assert pair.build().parsed == 1

@@ -9,6 +9,7 @@ a `Problem` without stopping the others.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -152,6 +153,9 @@ class ArticleIndex(Protocol):
         is one of many batches (the index may then defer work that each batch would repeat)."""
 
     def remove(self, keys: Iterable[str]) -> None: ...
+
+    def bulk(self) -> contextlib.AbstractContextManager[None]:
+        """Around the `add`s of many rows: the index may prepare for them and finish once after."""
 
     def listing_digests(self, prefix: str) -> dict[int, str]:
         """{part: digest} of the parts of the folder's listing whose files are all stored as listed."""
@@ -365,8 +369,9 @@ def refresh(
     if gone:
         index.remove(gone)
     many = len(to_parse) > _BATCHED_CHANGES
-    for rows in parse_rows(config, to_parse, workers):  # stored as they come, while workers parse on
-        index.add(rows, many=many)
+    with index.bulk() if many else contextlib.nullcontext():
+        for rows in parse_rows(config, to_parse, workers):  # stored as they come, while workers parse on
+            index.add(rows, many=many)
     index.set_listing(prefix, {n: (digests[n], parts[n]) for n in changed})
     return len(to_parse)
 

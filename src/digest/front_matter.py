@@ -51,6 +51,9 @@ class _TomlHandler(BaseHandler):
         return tomllib.loads(fm)
 
 
+_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+
+
 class _SafeLoader(yaml.CSafeLoader):
     """PyYAML's C safe loader that refuses documents whose aliases expand past `MAX_YAML_VALUES`."""
 
@@ -66,7 +69,32 @@ class _SafeLoader(yaml.CSafeLoader):
 
 
 class _NoAliasLoader(_SafeLoader):
+    """Without aliases every node stands for one value, made once: strings, lists and mappings with
+    string keys are built directly, the rest by the safe constructor itself (a third of the time of
+    walking every node through it; same values)."""
+
     may_alias = False
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        try:
+            return self._construct(node)
+        finally:
+            self.constructed_objects = {}
+            self.recursive_objects = {}
+
+    def _construct(self, node: yaml.Node) -> Any:
+        tag = node.tag
+        if tag == _STR and type(node) is yaml.ScalarNode:
+            return node.value
+        if tag == _SEQ and type(node) is yaml.SequenceNode:
+            return [self._construct(item) for item in node.value]
+        if (
+            tag == _MAP
+            and type(node) is yaml.MappingNode
+            and all(type(key) is yaml.ScalarNode and key.tag == _STR for key, _ in node.value)
+        ):
+            return {key.value: self._construct(value) for key, value in node.value}
+        return self.construct_object(node, deep=True)
 
 
 class _LocatingLoader(_SafeLoader):
