@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .hugo_config import HugoSite, read_hugo_config
-from .hugo_pages import content_dirs
 from .urls import legacy_permalink, plain_pattern_problem
+
+if TYPE_CHECKING:  # a Hugo site's readers (and YAML) load only when a config names one
+    from .hugo_config import HugoSite
 
 
 @dataclass(frozen=True)
@@ -451,6 +452,8 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
                 )
     # Output written into the articles' folder would be read back as content (Hugo renders an .html).
     if config.hugo is not None:
+        from .hugo_pages import content_dirs
+
         sources = [(config.hugo.root / folder).resolve() for folder, _ in content_dirs(config.hugo)]
     else:
         sources = [config.content.dir]
@@ -479,6 +482,8 @@ def _check_delivery_and_folders(config: Config, where: str) -> None:
 
 def _with_hugo_site(config: Config, raw: Mapping[str, Any]) -> Config:
     """The config with the Hugo site's values for every key digest's own file does not set."""
+    from .hugo_config import read_hugo_config
+
     assert config.content.hugo_site is not None
     hugo = read_hugo_config(config.content.hugo_site)
     default = hugo.language(hugo.default_content_language)

@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo
 
 from .config import Config, ContentConfig, SiteConfig
 from .errors import ArticleError, Problem
-from .front_matter import Fields, decode_text, load_front_matter, split_front_matter
 from .urls import plain_link
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
@@ -492,6 +491,8 @@ def load_bodies(config: Config, articles: Sequence[Article]) -> list[Article]:
                 hint="it changed while digest was reading it? run digest again",
             ) from None
         if hashlib.sha256(raw).hexdigest() == article.content_hash:
+            from .front_matter import decode_text, split_front_matter
+
             text = decode_text(raw)  # decoded before, when it was parsed
             loaded.append(dataclasses.replace(article, body=split_front_matter(text)[2]))
             continue
@@ -633,6 +634,9 @@ def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings) -> Article 
 
 def parse_article(rel: str, raw: bytes, settings: _ParseSettings, keep_body: bool = True) -> Article:
     """Bytes of one file → Article, or an ArticleError saying what is wrong and on which line."""
+    # Imported here: a build with nothing to parse never loads YAML (nor python-frontmatter).
+    from .front_matter import Fields, decode_text, load_front_matter, split_front_matter
+
     text = decode_text(raw)
     fmt, fm_text, body, first_line = split_front_matter(text)
     meta = load_front_matter(fmt, fm_text, first_line)

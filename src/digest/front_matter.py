@@ -174,7 +174,7 @@ def decode_text(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ArticleError("not UTF-8 text", line=line, hint="save the file as UTF-8") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if b"\r" in raw else text
 
 
 def split_front_matter(text: str) -> tuple[str, str, str, int]:
