@@ -54,10 +54,27 @@ class _TomlHandler(BaseHandler):
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
 
 
+# The safe loader's implicit types by first character; it has no wildcard and no path resolvers.
+_IMPLICIT = yaml.CSafeLoader.yaml_implicit_resolvers
+assert None not in _IMPLICIT and not yaml.CSafeLoader.yaml_path_resolvers
+
+
 class _SafeLoader(yaml.CSafeLoader):
     """PyYAML's C safe loader that refuses documents whose aliases expand past `MAX_YAML_VALUES`."""
 
     may_alias = True  # False when the text has no '*': no alias, nothing to count
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        """PyYAML's own resolution (`BaseResolver.resolve`) without the steps the safe loader never
+        uses (wildcard and path resolvers): it runs for every scalar, and most values, titles and
+        tags in Chinese, start with a character no implicit type does."""
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, pattern in _IMPLICIT.get(value[0] if value else "", ()):
+                    if pattern.match(value):
+                        return str(tag)
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
 
     def get_single_data(self) -> Any:
         node = self.get_single_node()
