@@ -70,6 +70,7 @@ def test_touch_edit_delete_and_add_each_give_the_cold_bytes_parsing_only_what_ch
     os.utime(newest, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     touched = pair.build()
     assert touched.parsed == 1 and touched.written == []
+    assert touched.up_to_date and touched.rendered == 0  # read again, found the same: nothing else redone
 
     newest.write_text(newest.read_text(encoding="utf-8") + "\n\nA paragraph added later.\n", encoding="utf-8")
     edited = pair.build()
@@ -181,3 +182,27 @@ def test_after_a_cold_build_in_bulk_every_change_gives_the_cold_bytes(
     assert pair.build().parsed == 1
     pair.site.add("late.md", article_text("Late", date="2026-11-30T23:59:00+08:00", main_topics=["新话题"]))
     assert pair.build().parsed == 1
+
+
+def test_a_file_read_again_with_the_same_result_leaves_the_index_as_it_was(pair: Pair) -> None:
+    """A touched file is parsed again; when the parse is the one stored, the index is unchanged (its
+    generation stands), so the build takes the last build's feeds as they are."""
+    from digest.cache import Cache
+    from digest.state import State
+
+    def generation() -> int:
+        state = State.open(pair.site.config().state.path)
+        try:
+            return Cache(state.db).generation()
+        finally:
+            state.close()
+
+    newest = _newest_in_feed(pair.site)
+    before = generation()
+    stat = newest.stat()
+    os.utime(newest, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert pair.build().parsed == 1
+    assert generation() == before
+    newest.write_text(newest.read_text(encoding="utf-8") + "\n\nEdited.\n", encoding="utf-8")
+    assert "index.xml" in pair.build().written
+    assert generation() != before

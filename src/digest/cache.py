@@ -23,7 +23,7 @@ from .errors import Problem
 if TYPE_CHECKING:
     from .render import RenderedEntry
 
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,9 +68,10 @@ CREATE TABLE IF NOT EXISTS render_failures (key TEXT PRIMARY KEY, budget REAL, c
 CREATE TABLE IF NOT EXISTS build_fingerprint (folder TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS feed_keys (
     folder TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (folder, name));
+-- `signature`: of the folder's listing (paths and stamps); `contents`: of what the index held then.
 CREATE TABLE IF NOT EXISTS build_record (
-    folder TEXT PRIMARY KEY, signature TEXT NOT NULL, valid_from TEXT NOT NULL, valid_until TEXT NOT NULL,
-    report BLOB NOT NULL);
+    folder TEXT PRIMARY KEY, signature TEXT NOT NULL, contents TEXT, valid_from TEXT NOT NULL,
+    valid_until TEXT NOT NULL, report BLOB NOT NULL);
 """
 # The page cache while many rows are added (`bulk`), in KiB (a negative cache_size): enough for a 100k site's
 # index pages, and SQLite takes only what it uses.
@@ -147,6 +148,14 @@ class Cache:
         `clashing`, rather than settled value by value after each batch."""
         keys = [(row.key,) for row in rows]
         with transaction(self.db):
+            if not many and self._same_values(rows):
+                # Read again with the same result (a file touched, or saved unchanged): only its stamp
+                # is new, and nothing a build makes from the index changes.
+                self.db.executemany(
+                    "UPDATE parse_cache SET stamp = ? WHERE key = ?", [(row.stamp, row.key) for row in rows]
+                )
+                return
+            self._changed()
             affected = set() if many else self._claims(keys)
             self.db.executemany("DELETE FROM parse_topics WHERE key = ?", keys)
             self.db.executemany(
@@ -173,9 +182,30 @@ class Cache:
                     affected.add(("entry_id", row.entry_id or ""))
             self._settle_clashes(affected)
 
+    def _same_values(self, rows: Sequence[IndexRow]) -> bool:
+        """Every row is stored already with this very parse (the columns are made from it)."""
+        query = "SELECT key, value FROM parse_values WHERE key IN ({marks})"
+        stored = dict(select_in(self.db, query, [row.key for row in rows]))
+        return all(stored.get(row.key) == row.value for row in rows)
+
+    def _changed(self) -> None:
+        self.db.execute(
+            "INSERT INTO cache_meta VALUES ('generation', '1') "
+            "ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def generation(self) -> int:
+        """A number that changes whenever what the index holds does (not when a file is only read
+        again with the same result): a build made from the same generation makes the same feeds."""
+        row = self.db.execute("SELECT value FROM cache_meta WHERE name = 'generation'").fetchone()
+        return int(row[0]) if row is not None else 0
+
     def remove(self, keys: Iterable[str]) -> None:
         gone = [(key,) for key in keys]
+        if not gone:
+            return
         with transaction(self.db):
+            self._changed()
             affected = self._claims(gone)
             for table in ("parse_cache", "parse_values", "parse_topics"):
                 self.db.executemany(f"DELETE FROM {table} WHERE key = ?", gone)  # noqa: S608
@@ -433,20 +463,29 @@ class Cache:
 
     # -- the last build of a folder: valid while the content tree is the same and `now` stays in a window
 
-    def build_record(self, folder: str, signature: str, now: dt.datetime) -> Any | None:
-        """The report of the last build of folder, if it was made from this very tree and at a time when
-        the same articles were published as are at `now`; else None."""
+    def build_record(
+        self, folder: str, signature: str, now: dt.datetime, *, contents: str | None = None
+    ) -> Any | None:
+        """The report of the last build of folder, if it was made from this very tree (or, given
+        `contents`, from an index that held the same) and at a time when the same articles were
+        published as are at `now`; else None. Found by its contents, it takes the new tree's signature."""
         row = self.db.execute(
-            "SELECT signature, valid_from, valid_until, report FROM build_record WHERE folder = ?", (folder,)
+            "SELECT signature, contents, valid_from, valid_until, report FROM build_record WHERE folder = ?",
+            (folder,),
         ).fetchone()
-        if row is None or row[0] != signature:
+        if row is None or (row[0] != signature and (contents is None or row[1] != contents)):
             return None
+        row = (row[0], *row[2:])
         if not dt.datetime.fromisoformat(row[1]) <= now < dt.datetime.fromisoformat(row[2]):
             return None
         try:
-            return pickle.loads(row[3])  # noqa: S301 - our own cache
+            report = pickle.loads(row[3])  # noqa: S301 - our own cache
         except Exception:
             return None
+        if row[0] != signature:
+            with transaction(self.db):
+                self.db.execute("UPDATE build_record SET signature = ? WHERE folder = ?", (signature, folder))
+        return report
 
     def forget_build_record(self, folder: str) -> None:
         """Whatever writes the folder outside `build` (a `run`) makes the last build's record stale."""
@@ -454,12 +493,25 @@ class Cache:
             self.db.execute("DELETE FROM build_record WHERE folder = ?", (folder,))
 
     def set_build_record(
-        self, folder: str, signature: str, window: tuple[dt.datetime, dt.datetime], report: object
+        self,
+        folder: str,
+        signature: str,
+        window: tuple[dt.datetime, dt.datetime],
+        report: object,
+        *,
+        contents: str | None = None,
     ) -> None:
         with transaction(self.db):
             self.db.execute(
-                "INSERT OR REPLACE INTO build_record VALUES (?, ?, ?, ?, ?)",
-                (folder, signature, window[0].isoformat(), window[1].isoformat(), pickle.dumps(report)),
+                "INSERT OR REPLACE INTO build_record VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    folder,
+                    signature,
+                    contents,
+                    window[0].isoformat(),
+                    window[1].isoformat(),
+                    pickle.dumps(report),
+                ),
             )
 
 

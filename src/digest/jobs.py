@@ -97,15 +97,7 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         cache = Cache(state.db)
         previous = cache.build_record(folder, signature, now)
         if isinstance(previous, BuildReport) and _outputs_intact(config.feeds.dir):
-            return dataclasses.replace(
-                previous,
-                parsed=0,
-                rendered=0,
-                written=[],
-                removed=[],
-                unchanged=sorted(read_manifest(config.feeds.dir)),
-                up_to_date=True,
-            )
+            return _unchanged(previous, config, parsed=0)
         if config.hugo is not None or not config.content.dir.is_dir():
             # A Hugo site's pages are read whole (their shortcodes need the other pages' URLs).
             collection = _collect(config, cache, workers, files=files, known_ids=state.known_entry_ids())
@@ -119,6 +111,16 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         # feed are read back: the work grows with what changed, not with the site.
         named, unnamed = utf8_names(config, files)
         parsed = refresh(config, cache, named, workers, lines if not unnamed else None)
+        # A file read again with the same result (touched, or saved unchanged) leaves the index as it
+        # was: the last build's feeds stand, as when no file changed.
+        unreadable = hashlib.sha256("\0".join(p.path for p in unnamed).encode("utf-8", "surrogateescape"))
+        contents = (
+            f"{__version__}:{RENDER_VERSION}:{cache.generation()}:{unreadable.hexdigest()}:"
+            f"{_config_fingerprint(config)}:{pages}"
+        )
+        previous = cache.build_record(folder, signature, now, contents=contents)
+        if isinstance(previous, BuildReport) and _outputs_intact(config.feeds.dir):
+            return _unchanged(previous, config, parsed=parsed)
         clashing = cache.clashing()
         known = state.known_entry_ids(among=[a.entry_id for a in clashing]) if clashing else frozenset()
         kept, clashes = reject_duplicates(config, clashing, known)
@@ -154,10 +156,23 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
             reselect=candidates,
         )
         window = publication_window(cache.events_around(now, skipped), now)
-        cache.set_build_record(folder, signature, window, report)
+        cache.set_build_record(folder, signature, window, report, contents=contents)
         return report
     finally:
         state.close()
+
+
+def _unchanged(previous: BuildReport, config: Config, *, parsed: int) -> BuildReport:
+    """The last build's report, for a build that finds its feeds still right."""
+    return dataclasses.replace(
+        previous,
+        parsed=parsed,
+        rendered=0,
+        written=[],
+        removed=[],
+        unchanged=sorted(read_manifest(config.feeds.dir)),
+        up_to_date=True,
+    )
 
 
 def _scan(config: Config) -> list[SourceFile]:
