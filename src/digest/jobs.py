@@ -130,7 +130,7 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         problems = sorted(cache.problems() + clashes + unnamed, key=lambda p: p.path)
         unrecorded = [row for row in cache.unrecorded(now) if row[0] not in skipped]
         if unrecorded:
-            state.stable_entry_ids(
+            state.record_entry_ids(
                 {path: (entry_id, published) for _, path, entry_id, published in unrecorded}
             )
             cache.mark_recorded([row[0] for row in unrecorded])

@@ -263,12 +263,20 @@ class State:
         """
         paths = list(candidates)
         with self._recording():
-            self.db.executemany(
-                "INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)",
-                [(path, entry_id, _iso(published)) for path, (entry_id, published) in candidates.items()],
-            )
+            self._record_entry_ids(candidates)
             known = self.recorded_entry_ids(paths)
         return {path: known[path] for path in paths}
+
+    def record_entry_ids(self, candidates: Mapping[str, tuple[str, dt.datetime]]) -> None:
+        """`stable_entry_ids` without the answer: the paths not seen before are recorded."""
+        with self._recording():
+            self._record_entry_ids(candidates)
+
+    def _record_entry_ids(self, candidates: Mapping[str, tuple[str, dt.datetime]]) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)",
+            [(path, entry_id, _iso(published)) for path, (entry_id, published) in candidates.items()],
+        )
 
     def recorded_entry_ids(self, paths: Sequence[str]) -> dict[str, str]:
         """The entry ids recorded for those of these permalink paths that have one."""
