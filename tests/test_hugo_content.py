@@ -15,7 +15,7 @@ from digest import jobs
 from digest.cli import main
 from digest.config import load_config
 from digest.errors import ArticleError, ConfigError
-from digest.hugo_content import split_front_matter
+from digest.hugo_content import Split, load_front_matter, split_front_matter
 from hugo_sites import NOW, toml_page, yaml_page
 
 NOW_ISO = NOW.isoformat()
@@ -326,8 +326,33 @@ def test_the_libyaml_loader_reads_every_value_as_the_pure_one(tmp_path: Path) ->
         if split.format == "yaml" and split.front_matter:
             pure = yaml.load(split.front_matter, Loader=HugoYAMLLoader)
             assert yaml.load(split.front_matter, Loader=HugoCYAMLLoader) == pure, path.name
+            assert repr(load_front_matter(split)) == repr(pure), path.name  # the loader digest picks
             compared += 1
     assert compared > 50
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "title: Plain\ntags: [a, b]\nnested: {x: [1, 2.5, true, null, ~]}",
+        "date: 2025-06-20T10:00:00+08:00\nday: 2025-06-20\nspace: 2025-06-20 10:00:00",
+        "short: [y, Y, n, N, yes, off]\ncount: 0x1F\nfloat: 1e3\ninf: .inf",
+        "2024: a number key\ntrue: a bool key\ny: a yaml.v2 bool key",
+        "merged:\n  <<: {a: 9, c: 3}\n  b: 4\ndup: first\ndup: second",
+        "quoted: '2025-06-20'\ntagged: !!str 123\nexplicit: !!int '42'\nset: !!set {x, y}",
+        "=: a value key\nlist_of_maps: [{k: v}, {k: [w]}]\nempty:\nblank: ''",
+    ],
+    ids=["plain", "dates", "bools", "keys", "merge", "tags", "misc"],
+)  # fmt: skip
+def test_front_matter_values_are_those_of_the_loader_checked_against_hugo(front: str) -> None:
+    """digest builds plain strings, lists and mappings itself when a text has no alias: every value and
+    its type must be what HugoYAMLLoader (PyYAML's pure loader, as Hugo reads YAML) gives."""
+    import yaml
+
+    from digest.hugo_dates import HugoYAMLLoader
+
+    loaded = load_front_matter(Split("yaml", front, "", 2))
+    assert repr(loaded) == repr(yaml.load(front, Loader=HugoYAMLLoader))
 
 
 def test_the_weekly_digest_of_a_hugo_site_links_hugos_urls(

@@ -54,45 +54,32 @@ class _TomlHandler(BaseHandler):
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
 
 
-# The safe loader's implicit types by first character; it has no wildcard and no path resolvers.
-_IMPLICIT = yaml.CSafeLoader.yaml_implicit_resolvers
-assert None not in _IMPLICIT and not yaml.CSafeLoader.yaml_path_resolvers
+class FrontMatterLoader(yaml.CSafeLoader):
+    """PyYAML's C safe loader, quicker on front matter and giving the same values: each scalar is
+    resolved without the wildcard and path steps a loader without such resolvers never takes (it runs
+    for every scalar, and most titles and tags, in Chinese, start with a character no implicit type
+    does); and when the text has no alias (`has_aliases` False: no '*'), every node stands for one
+    value, made once, so strings, lists and string-keyed mappings are built directly and only the rest
+    goes through the constructors (a third of the time of walking every node through them).
+    A subclass may change the resolvers and constructors (the Hugo mode's do)."""
 
-
-class _SafeLoader(yaml.CSafeLoader):
-    """PyYAML's C safe loader that refuses documents whose aliases expand past `MAX_YAML_VALUES`."""
-
-    may_alias = True  # False when the text has no '*': no alias, nothing to count
+    has_aliases = True
 
     def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
-        """PyYAML's own resolution (`BaseResolver.resolve`) without the steps the safe loader never
-        uses (wildcard and path resolvers): it runs for every scalar, and most values, titles and
-        tags in Chinese, start with a character no implicit type does."""
+        resolvers = self.yaml_implicit_resolvers
+        if None in resolvers or self.yaml_path_resolvers:
+            return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
         if kind is yaml.ScalarNode:
             if implicit[0]:
-                for tag, pattern in _IMPLICIT.get(value[0] if value else "", ()):
+                for tag, pattern in resolvers.get(value[0] if value else "", ()):
                     if pattern.match(value):
                         return str(tag)
             return _STR
         return _SEQ if kind is yaml.SequenceNode else _MAP
 
-    def get_single_data(self) -> Any:
-        node = self.get_single_node()
-        if node is None:
-            return None
-        if self.may_alias:
-            _refuse_expansion(node)
-        return self.construct_document(node)
-
-
-class _NoAliasLoader(_SafeLoader):
-    """Without aliases every node stands for one value, made once: strings, lists and mappings with
-    string keys are built directly, the rest by the safe constructor itself (a third of the time of
-    walking every node through it; same values)."""
-
-    may_alias = False
-
     def construct_document(self, node: yaml.Node) -> Any:
+        if self.has_aliases:
+            return super().construct_document(node)
         try:
             return self._construct(node)
         finally:
@@ -112,6 +99,22 @@ class _NoAliasLoader(_SafeLoader):
         ):
             return {key.value: self._construct(value) for key, value in node.value}
         return self.construct_object(node, deep=True)
+
+
+class _SafeLoader(FrontMatterLoader):
+    """Refuses documents whose aliases expand past `MAX_YAML_VALUES`."""
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if self.has_aliases:
+            _refuse_expansion(node)
+        return self.construct_document(node)
+
+
+class _NoAliasLoader(_SafeLoader):
+    has_aliases = False
 
 
 class _LocatingLoader(_SafeLoader):
@@ -248,7 +251,7 @@ def _value_problem(exc: ValueError) -> str:
 def load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
     """The front matter's fields, read by python-frontmatter's handler for its format."""
     if fmt == "yaml":
-        loader = _SafeLoader if "*" in text else _NoAliasLoader
+        loader = _SafeLoader if "*" in text else _NoAliasLoader  # no '*', no alias: nothing to count
         try:
             try:
                 meta = _YAML.load(text, Loader=loader)

@@ -37,7 +37,7 @@ from .config import Config
 from .content import Article, Collection, SourceFile, clean_xml_text, shown_path, tag_uri, topic_key
 from .errors import ArticleError, Problem
 from .hugo_config import HugoSite
-from .hugo_dates import HugoCYAMLLoader
+from .hugo_dates import HugoCYAMLLoader, HugoCYAMLNoAliasLoader
 from .hugo_pages import ContentFile, HugoPage, classify, content_dirs, decide_pages
 from .hugo_pages import SourceFile as HugoSource
 
@@ -87,7 +87,9 @@ def load_front_matter(split: Split) -> dict[str, Any]:
         _check_depth(value, split.first_line)
         return value
     try:
-        value = _YAML.load(split.front_matter, Loader=HugoCYAMLLoader) if split.front_matter else {}
+        text = split.front_matter
+        loader = HugoCYAMLLoader if "*" in text else HugoCYAMLNoAliasLoader  # no '*', no alias
+        value = _YAML.load(text, Loader=loader) if text else {}
         _check_depth(value, split.first_line)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
