@@ -72,7 +72,8 @@ class FeedsConfig:
     max_entries: int = 50
     full_content: bool = True
     url: str = ""
-    topic_page: str = "/topics/{slug}/"
+    # None (only ever set by a Hugo site's config, TOML has no null): the term page Hugo publishes.
+    topic_page: str | None = "/topics/{slug}/"
     topic_slugs: dict[str, str] = field(default_factory=dict)
 
 
@@ -500,10 +501,14 @@ def _with_hugo_site(config: Config, raw: Mapping[str, Any]) -> Config:
     content: dict[str, Any] = {"dir": hugo.root}
     if "topic_field" not in given_content:
         content["topic_field"] = next(iter(hugo.taxonomies.values()), "")
+    feeds: dict[str, Any] = {}
+    if "topic_page" not in raw.get("feeds", {}):
+        feeds["topic_page"] = None  # the term's page on the Hugo site (`feeds.topic_page_url`)
     return dataclasses.replace(
         config,
         site=dataclasses.replace(config.site, **site),
         content=dataclasses.replace(config.content, **content),
+        feeds=dataclasses.replace(config.feeds, **feeds),
         hugo=hugo,
     )
 
@@ -585,7 +590,8 @@ def _check(config: Config, where: str) -> None:
             key="content.permalink",
             hint='Hugo\'s tokens, e.g. "/posts/:slugorfilename/" or "/:year/:month/:slug/"',
         )
-    _check_placeholders(config.feeds.topic_page, "feeds.topic_page", {"slug"}, where)
+    if config.feeds.topic_page is not None:
+        _check_placeholders(config.feeds.topic_page, "feeds.topic_page", {"slug"}, where)
     if config.feeds.max_entries < 1:
         raise ConfigError("'feeds.max_entries' must be at least 1", path=where, key="feeds.max_entries")
     if config.delivery.max_attempts < 1:

@@ -158,7 +158,7 @@ def plan_feed_sets(published: Sequence[Article], config: Config) -> FeedSets:
         return FeedSets((FeedSet("", config, plan_feeds(published, config)),))
     by_lang = articles_by_language(published, config)
     sets = [
-        FeedSet(lang.prefix, lang.config, plan_feeds(by_lang[lang.key], lang.config))
+        FeedSet(lang.prefix, lang.config, plan_feeds(by_lang[lang.key], lang.config, lang.key))
         for lang in site_languages(config)
     ]
     sets.sort(key=lambda s: s.prefix)

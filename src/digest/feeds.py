@@ -25,6 +25,7 @@ from .content import Article, Topic, clean_xml_text, shown_path, site_topics, to
 from .errors import OutputError, Problem
 from .jinja import FEEDS_INDEX_TEMPLATE, FEEDS_OPML_TEMPLATE, feed_pages_fingerprint, render_template
 from .render import RenderedEntry
+from .urls import absolute, as_url, term_key, term_link
 
 SITE_FEED = "index"
 GENERATOR = "digest"
@@ -34,14 +35,17 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 EMPTY_FEED_UPDATED = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _SLUG_OK = re.compile(r"^[a-z0-9][a-z0-9_-]{0,80}$")
 _RESERVED = {SITE_FEED, "feeds"}
+_MAX_SLUG_BYTES = 200  # a file name of at most 255 bytes everywhere, with ".xml" and room to spare
+DEFAULT_TOPIC_PAGE = "/topics/{slug}/"
 
 
 @dataclass(frozen=True)
 class FeedSpec:
-    slug: str  # the file is feeds/<slug>.xml
+    slug: str  # the file is feeds/<slug>.xml (`feed_href` is how a URL names it)
     title: str
     topic: Topic | None  # None for the site-wide feed
     articles: tuple[Article, ...]  # newest first, at most max_entries
+    page: str  # the feed's `alternate` link: the site's home, or its page of the topic (`topic_page_url`)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class FeedPlan:
         digest = hashlib.sha256(repr((config.site, config.content, config.feeds)).encode())
         digest.update(feed_pages_fingerprint(config).encode())
         for spec in self.feeds:
-            digest.update(f"\0{spec.slug}\0{spec.title}".encode())
+            digest.update(f"\0{spec.slug}\0{spec.title}\0{spec.page}".encode())
             for article in spec.articles:  # every field, so a change of settings that changes one counts
                 digest.update(repr(article).encode())
         return digest.hexdigest()
@@ -72,18 +76,70 @@ def feeds_url(config: Config) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def feed_href(slug: str) -> str:
+    """A feed file's name as a URL path segment (relative to the feeds folder): every character
+    outside RFC 3986's unreserved set percent-encoded, so `c#.xml` is `c%23.xml` (not a fragment),
+    `c++.xml` is `c%2B%2B.xml` and `中文.xml` is `%E4%B8%AD%E6%96%87.xml`; a plain slug is unchanged."""
+    return quote(f"{slug}.xml", safe="")
+
+
 def topic_slug(topic: Topic, config: Config) -> str:
-    """The file name a topic asks for: from `[feeds] topic_slugs`, else an ASCII slug of the name, else
-    its hashed name (Chinese names have no ASCII letters to keep). `plan_feeds` settles clashes."""
+    """The file name a topic asks for: from `[feeds] topic_slugs`; else on a Hugo site its term's key
+    (`hugo_slug`); else an ASCII slug of the name, else its hashed name (Chinese names have no ASCII
+    letters to keep). `plan_feeds` settles clashes."""
     configured = configured_slug(topic, config)
     if configured is not None:
         return configured
+    if config.hugo is not None:
+        return hugo_slug(topic, config)
     ascii_name = unicodedata.normalize("NFKD", topic.key).encode("ascii", "ignore").decode()
     if ascii_name == topic.key:  # nothing was dropped: the name is ASCII
         slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:60].strip("-")
         if slug and slug not in _RESERVED:
             return slug
     return hashed_slug(topic)
+
+
+def hugo_slug(topic: Topic, config: Config) -> str:
+    """On a Hugo site, the topic's file name is its term's key, as Hugo names the term's page
+    (`urls.term_key`: `C#` -> `c#`, `C++` -> `c++`, `Go Lang` -> `go-lang`, `中文` -> `中文`), made a
+    safe file name: `/` and `\\` (Hugo's `tags/a/b/`) become `-`, no leading or trailing dot. A key
+    that leaves nothing, is reserved (`index`) or is too long for a file name gets the hashed name."""
+    assert config.hugo is not None
+    key = term_key(topic.name, config.hugo.path_rules)
+    slug = key.replace("/", "-").replace("\\", "-").strip(".")
+    if not slug or slug.casefold() in _RESERVED or len(slug.encode("utf-8")) > _MAX_SLUG_BYTES:
+        return hashed_slug(topic)
+    return slug
+
+
+def topic_page_url(topic: Topic, slug: str, config: Config, lang: str | None = None) -> str:
+    """The topic feed's `alternate` link: `[feeds] topic_page` under the base URL; on a Hugo site
+    whose topic field is one of its taxonomies, unless digest's config sets `topic_page`, the term's
+    page as Hugo publishes it (`https://x.org/blog/fr/tags/c%23/`) for the language `lang` (None: the
+    default language)."""
+    pattern = config.feeds.topic_page
+    site = config.hugo
+    if pattern is None:
+        plural = hugo_taxonomy(config)
+        if site is not None and plural:
+            prefix = site.lang_prefix(site.default_content_language if lang is None else lang)
+            link = term_link(plural, topic.name, prefix, site.ugly_for(plural), site.path_rules)
+            if link:
+                return as_url(absolute(site.base_url, link))
+        pattern = DEFAULT_TOPIC_PAGE
+    # Relative to the base URL, so a site under a path (https://x.org/blog/) keeps it.
+    page = pattern.format(slug=slug).lstrip("/")
+    return urljoin(config.site.base_url, quote(page))
+
+
+def hugo_taxonomy(config: Config) -> str:
+    """The taxonomy (its plural, as the site's `[taxonomies]` names it) that `[content] topic_field`
+    reads on a Hugo site, "" when the field is none of them (or the site is not a Hugo site)."""
+    if config.hugo is None:
+        return ""
+    field_name = config.content.topic_field.lower()
+    return next((p for p in config.hugo.taxonomies.values() if p.lower() == field_name), "")
 
 
 def configured_slug(topic: Topic, config: Config) -> str | None:
@@ -111,18 +167,21 @@ def _newest_first(articles: Sequence[Article]) -> list[Article]:
     return sorted(articles, key=lambda a: (-a.publish_date.timestamp(), a.entry_id))
 
 
-def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
-    """Which articles go into which feed, and under which file name.
+def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = None) -> FeedPlan:
+    """Which articles go into which feed, and under which file name; `lang`: the Hugo site language
+    whose feeds these are (None: the default language; its term pages' URLs carry its prefix).
 
     Slugs from `[feeds] topic_slugs` come first; two topics given one there is a config error
     (OutputError). A derived slug already taken (`C#` and `C++` both make `c`) goes to the older topic,
     the one whose first article is older, so a new article never takes an existing feed's file; the
-    newer topic gets its hashed name and a problem line, and everything else is published.
+    newer topic gets its hashed name and a problem line, and everything else is published. On a Hugo
+    site, topics that are one term to Hugo (`Go Lang` and `go-lang`: one key, one page) share one feed,
+    named after the older.
     """
     limit = config.feeds.max_entries
     newest = _newest_first(published)
     site_title = clean_xml_text(config.site.title)
-    specs = [FeedSpec(SITE_FEED, site_title, None, tuple(newest[:limit]))]
+    specs = [FeedSpec(SITE_FEED, site_title, None, tuple(newest[:limit]), config.site.base_url)]
     members: dict[str, list[Article]] = {}
     first_seen: dict[str, Article] = {}
     for article in newest:
@@ -146,10 +205,14 @@ def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
             )
         owners[slug], slugs[topic.key] = topic, slug
     problems: list[Problem] = []
+    configured = set(owners)
     for topic in topics.values():
         if topic.key in slugs:
             continue
         slug = topic_slug(topic, config)
+        if slug in owners and slug not in configured and _one_hugo_term(owners[slug], topic, config):
+            slugs[topic.key] = slug  # the owner's feed: Hugo lists both under one term page
+            continue
         if slug in owners:
             wanted, slug = slug, hashed_slug(topic)
             problems.append(
@@ -162,11 +225,30 @@ def plan_feeds(published: Sequence[Article], config: Config) -> FeedPlan:
                 )
             )
         owners[slug], slugs[topic.key] = topic, slug
-    for key, topic in topics.items():
+    keys_of: dict[str, list[str]] = {}
+    for key in topics:  # oldest first: a shared feed's first topic is its owner
+        keys_of.setdefault(slugs[key], []).append(key)
+    for slug, keys in keys_of.items():
+        topic = owners[slug]
         title = clean_xml_text(f"{config.site.title} · {topic.name}")
-        specs.append(FeedSpec(slugs[key], title, topic, tuple(members[key][:limit])))
+        articles = members[keys[0]] if len(keys) == 1 else _newest_first(_union(members, keys))
+        page = topic_page_url(topic, slug, config, lang)
+        specs.append(FeedSpec(slug, title, topic, tuple(articles[:limit]), page))
     specs[1:] = sorted(specs[1:], key=lambda s: s.slug)
     return FeedPlan(tuple(specs), tuple(problems))
+
+
+def _one_hugo_term(first: Topic, second: Topic, config: Config) -> bool:
+    """Whether Hugo takes the two topics for one term of the site's taxonomy (one key, one page)."""
+    if config.hugo is None:
+        return False
+    rules = config.hugo.path_rules
+    return term_key(first.name, rules) == term_key(second.name, rules)
+
+
+def _union(members: Mapping[str, Sequence[Article]], keys: Sequence[str]) -> list[Article]:
+    """The articles of several topics, each once."""
+    return list({a.entry_id: a for key in keys for a in members[key]}.values())
 
 
 # ---------------------------------------------------------------- feedgen, with two fixes
@@ -219,13 +301,7 @@ def _atom_time(value: dt.datetime) -> dt.datetime:
 
 def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Config) -> bytes:
     site = config.site
-    self_url = urljoin(feeds_url(config), f"{spec.slug}.xml")
-    if spec.topic is None:
-        alternate = site.base_url
-    else:
-        # Relative to the base URL, so a site under a path (https://x.org/blog/) keeps it.
-        page = config.feeds.topic_page.format(slug=spec.slug).lstrip("/")
-        alternate = urljoin(site.base_url, quote(page))
+    self_url = urljoin(feeds_url(config), feed_href(spec.slug))
     feed_generator, media_extension, entry_fixes = _feedgen()
     generator = feed_generator()
     generator.register_extension("digest", media_extension, entry_fixes, atom=True, rss=False)
@@ -234,7 +310,7 @@ def render_feed(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Co
     if site.description:
         generator.subtitle(clean_xml_text(site.description))
     generator.link(href=self_url, rel="self", type="application/atom+xml")
-    generator.link(href=alternate, rel="alternate", type="text/html")
+    generator.link(href=spec.page, rel="alternate", type="text/html")
     generator.language(site.language)
     generator.author({"name": clean_xml_text(site.author or site.title)})
     generator.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
@@ -289,8 +365,8 @@ def _page_context(plan: FeedPlan, config: Config) -> dict[str, object]:
         "feeds": [
             {
                 "slug": spec.slug,
-                "file": f"{spec.slug}.xml",
-                "url": urljoin(base, f"{spec.slug}.xml"),
+                "file": feed_href(spec.slug),  # what a link relative to the feeds folder says
+                "url": urljoin(base, feed_href(spec.slug)),
                 "title": spec.title,
                 "name": clean_xml_text(spec.topic.name) if spec.topic else title,
                 "entries": len(spec.articles),

@@ -10,18 +10,20 @@ is the caller's (`jobs.py` hands in the previous cut-off and the ids already sen
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .config import Config
 from .content import Article, Topic, is_published, site_topics, topic_key
 from .feed_sets import articles_by_language, site_languages
-from .feeds import topic_slug
+from .feeds import hashed_slug, topic_slug
 from .i18n import localisation
 from .render import RenderedEntry, render_entry
 
 # The group of articles that have no topic; its key can never be a real topic key (those are non-empty).
 OTHER_KEY = ""
+_ANCHOR_SAFE = re.compile(r"[a-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -209,11 +211,15 @@ def _newest_first(items: Iterable[DigestItem]) -> list[DigestItem]:
 def _anchors(topics: Sequence[Topic], config: Config) -> dict[str, str]:
     """An ASCII id per topic for the TOC links: `topic-` and the topic's feed slug (`feeds.topic_slug`:
     stable, from `[feeds] topic_slugs`, an ASCII name or a hash), suffixed `-2`, `-3` when two topics
-    would share one (the feeds refuse that clash; a digest only needs the ids to differ)."""
+    would share one (the feeds refuse that clash; a digest only needs the ids to differ). A slug with
+    more than `a-z 0-9 - _` (a Hugo term's: `c#`, `中文`) gives the topic's hashed name instead, so the
+    id is also a `#fragment` as it is, in any mail client."""
     anchors: dict[str, str] = {}
     used: set[str] = set()
     for t in topics:
         slug = "other" if t.key == OTHER_KEY else topic_slug(t, config)
+        if not _ANCHOR_SAFE.fullmatch(slug):
+            slug = hashed_slug(t)
         base = slug if slug.startswith("topic-") else "topic-" + slug
         anchor, n = base, 2
         while anchor in used:

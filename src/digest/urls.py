@@ -486,6 +486,33 @@ def permalink(page: PageFacts, patterns: Mapping[str, str], base_url: str, rules
     return absolute(base_url, page_link(page, expanded, rules))
 
 
+def term_key(term: str, rules: PathRules) -> str:
+    """A taxonomy term's key as Hugo's getTaxonomyKey makes it ("C#" -> "c#", "Go Lang" -> "go-lang"):
+    the name of its page's folder, not percent-encoded. Two terms with one key are one term to Hugo."""
+    return make_path_sanitized(term, rules)
+
+
+def term_link(plural: str, term: str, lang_prefix: str, ugly: bool, rules: PathRules) -> str:
+    """The link below the site root of a taxonomy term's page ("/fr/tags/c#/", "/tags/go.html" with
+    uglyURLs), as Hugo's CreateTargetPaths makes it for the term's HTML output; "" when the term has no
+    key (nothing in its name that a path keeps). Like Hugo's links, a `#` or `?` in it stays as it is:
+    `as_url` makes it one URL."""
+    key = term_key(term, rules)
+    if not key.strip("/"):
+        return ""
+    page_path = _pjoin("/", make_path_sanitized(plural, rules), key)
+    link = page_path.strip("/") + ".html" if ugly else page_path + "/"
+    if lang_prefix:
+        link = _pjoin(lang_prefix, link)
+    return url_escape(make_path_sanitized(_finish_link(link), rules))
+
+
+def as_url(link: str) -> str:
+    """A Hugo link or permalink as one URL: the `#` and `?` that Hugo keeps in a path (`/tags/c#/`)
+    percent-encoded, so that no reader takes them for a fragment or a query."""
+    return link.replace("#", "%23").replace("?", "%3F")
+
+
 # ---------------------------------------------------------------- the plain mode's `[content] permalink`
 
 # The placeholders `[content] permalink` had before it took Hugo's tokens, and the token each one reads
