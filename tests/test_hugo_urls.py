@@ -10,11 +10,13 @@ from digest.errors import ConfigError
 from digest.urls import (
     PageFacts,
     PathRules,
+    as_url,
     check_permalinks,
     expand_permalink,
     make_path,
     page_link,
     permalink,
+    term_link,
     urlize,
 )
 
@@ -162,3 +164,36 @@ def test_expanded_patterns_are_query_unescaped_as_hugo_does() -> None:
     assert (
         permalink(page, {"blue": "/:title/"}, "https://x.org/sub", PathRules()) == "https://x.org/sub/c-tips/"
     )
+
+
+@pytest.mark.parametrize(
+    ("term", "prefix", "ugly", "rules", "expected"),
+    [
+        # Hugo 0.111's own answers (tests/test_hugo_terms.py asks it): `#` and `+` kept, as in its links
+        ("C#", "", False, PathRules(), "/tags/c#/"),
+        ("C++", "", False, PathRules(), "/tags/c++/"),
+        ("Go Lang", "fr", False, PathRules(), "/fr/tags/go-lang/"),
+        ("Go", "", True, PathRules(), "/tags/go.html"),
+        ("中文", "", False, PathRules(), "/tags/%E4%B8%AD%E6%96%87/"),
+        (
+            "Café Crème",
+            "en",
+            True,
+            PathRules(disable_path_to_lower=True, remove_path_accents=True),
+            "/en/tags/Cafe-Creme.html",
+        ),
+        ("a/b", "", False, PathRules(), "/tags/a/b/"),
+        ("100%", "", False, PathRules(), "/tags/100/"),
+        ("!!!", "", False, PathRules(), ""),  # nothing a path keeps: no term page
+    ],
+)
+def test_term_link_is_the_path_of_hugos_term_page(
+    term: str, prefix: str, ugly: bool, rules: PathRules, expected: str
+) -> None:
+    assert term_link("tags", term, prefix, ugly, rules) == expected
+
+
+def test_as_url_encodes_what_a_reader_would_take_for_a_fragment_or_a_query() -> None:
+    assert as_url("https://x.org/blog/tags/c#/") == "https://x.org/blog/tags/c%23/"
+    assert as_url("/tags/x?y/") == "/tags/x%3Fy/"
+    assert as_url("/tags/c++/") == "/tags/c++/"

@@ -205,14 +205,18 @@ def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = 
             )
         owners[slug], slugs[topic.key] = topic, slug
     problems: list[Problem] = []
-    configured = set(owners)
+    # On a Hugo site: each term's feed, by its identity (`_hugo_term`), the configured ones first.
+    term_feeds = {_hugo_term(t, config): slugs[t.key] for t in topics.values() if t.key in slugs}
     for topic in topics.values():
         if topic.key in slugs:
             continue
-        slug = topic_slug(topic, config)
-        if slug in owners and slug not in configured and _one_hugo_term(owners[slug], topic, config):
-            slugs[topic.key] = slug  # the owner's feed: Hugo lists both under one term page
+        term = _hugo_term(topic, config)
+        if term and term in term_feeds:
+            slugs[topic.key] = term_feeds[term]  # Hugo lists both under one term page
             continue
+        slug = topic_slug(topic, config)
+        if term:
+            term_feeds[term] = slug
         if slug in owners:
             wanted, slug = slug, hashed_slug(topic)
             problems.append(
@@ -238,12 +242,14 @@ def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = 
     return FeedPlan(tuple(specs), tuple(problems))
 
 
-def _one_hugo_term(first: Topic, second: Topic, config: Config) -> bool:
-    """Whether Hugo takes the two topics for one term of the site's taxonomy (one key, one page)."""
+def _hugo_term(topic: Topic, config: Config) -> str:
+    """The identity of the topic's term on a Hugo site ("" elsewhere, or when the name has nothing a
+    path keeps): its key, lower-cased. Two topics with one are one term, one page to Hugo (0.111
+    lower-cases a term's key for its identity even with `disablePathToLower`, which only keeps the
+    first spelling's case in the page's path): `Go Lang` and `go-lang`."""
     if config.hugo is None:
-        return False
-    rules = config.hugo.path_rules
-    return term_key(first.name, rules) == term_key(second.name, rules)
+        return ""
+    return term_key(topic.name, config.hugo.path_rules).lower()
 
 
 def _union(members: Mapping[str, Sequence[Article]], keys: Sequence[str]) -> list[Article]:
