@@ -18,7 +18,7 @@ from typing import Any
 
 from digest.hugo_config import HugoSite, lower_keys
 from digest.hugo_dates import parse_hugo_date
-from digest.urls import PageFacts, absolute, expand_permalink, page_link
+from digest.urls import PageFacts, absolute, as_url, expand_permalink, page_link
 
 CONTENT_EXTENSIONS = frozenset({"md", "markdown", "mdown", "html", "htm"})
 # Content Hugo renders only with an external program (asciidoctor, rst2html, pandoc, emacs).
@@ -604,7 +604,8 @@ def _decide_page(
         section=f.section,
         title=title,
         slug=slug,
-        permalink="" if render_opt == "never" else absolute(site.base_url, link),
+        # Hugo's permalink, with a `#` or `?` it keeps in a path encoded: one URL to every reader.
+        permalink="" if render_opt == "never" else as_url(absolute(site.base_url, link)),
         date=dates.date,
         publish_date=dates.publish_date,
         lastmod=dates.lastmod,
