@@ -340,3 +340,41 @@ def test_a_topic_field_that_is_no_taxonomy_has_no_term_page(tmp_path: Path) -> N
     feeds = _build_with(tmp_path, "paths", "", topic_field="categories")
     assert _alternate(feeds / "c#.xml") == "https://example.org/blog/topics/c%23/"
     assert _alternate(feeds / "fr" / "go-lang.xml") == "https://example.org/blog/fr/topics/go-lang/"
+
+
+def test_a_term_whose_file_name_another_term_has_is_reported_and_keeps_its_own_feed(tmp_path: Path) -> None:
+    # `a/b` (Hugo: /tags/a/b/) would be the file a-b.xml, which the older `a-b` (/tags/a-b/) has;
+    # `a/b!` is the term `a/b` again to Hugo, so it joins `a/b`'s feed, whatever that feed is named.
+    root = tmp_path / "site"
+    pages = {
+        "one.md": ("2020-01-01", ["a-b"]),
+        "two.md": ("2020-01-02", ["a/b"]),
+        "three.md": ("2020-01-03", ["a/b!"]),
+    }
+    (root / "content" / "posts").mkdir(parents=True)
+    (root / "layouts" / "_default").mkdir(parents=True)
+    (root / "hugo.toml").write_text('baseURL = "https://example.org/blog/"\ntitle = "T"\n', encoding="utf-8")
+    (root / "layouts" / "_default" / "term.html").write_text(TERM_PROBE, encoding="utf-8")
+    for name, (date, tags) in pages.items():
+        text = yaml_page({"title": name, "date": date, "tags": tags})
+        (root / "content" / "posts" / name).write_text(text, encoding="utf-8")
+    _hugo_build(root, tmp_path / "public", tmp_path)
+    hugo_terms = _probe_outputs(tmp_path / "public")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[content]\nhugo_site = "{root}"\n[feeds]\ndir = "feeds"\n[state]\npath = "state.sqlite3"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "build", "--now", NOW.isoformat()])
+    assert result.exit_code == 3, result.output
+    hashed = hashed_slug(Topic(key="a/b", name="a/b"))
+    assert [line for line in result.output.splitlines() if line.startswith("problem:")] == [
+        f"problem: {root / 'content/posts/two.md'}: topic 'a/b' would share the feed file a-b.xml with "
+        f"'a-b': published as {hashed}.xml (give 'a/b' a slug of its own in [feeds] topic_slugs)"
+    ]
+    feeds = {p.name: feedparser.parse(p.read_bytes()) for p in (tmp_path / "feeds").glob("*.xml")}
+    assert sorted(feeds) == sorted(["index.xml", "a-b.xml", f"{hashed}.xml"])
+    assert len(hugo_terms) == 2
+    for name in ("a-b.xml", f"{hashed}.xml"):
+        term = hugo_terms[unquote(_link(feeds[name], "alternate"))]
+        assert {e.link for e in feeds[name].entries} == set(term["pages"]), name

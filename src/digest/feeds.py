@@ -215,8 +215,6 @@ def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = 
             slugs[topic.key] = term_feeds[term]  # Hugo lists both under one term page
             continue
         slug = topic_slug(topic, config)
-        if term:
-            term_feeds[term] = slug
         if slug in owners:
             wanted, slug = slug, hashed_slug(topic)
             problems.append(
@@ -229,6 +227,8 @@ def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = 
                 )
             )
         owners[slug], slugs[topic.key] = topic, slug
+        if term:
+            term_feeds[term] = slug  # after a clash: the file this term's feed really has
     keys_of: dict[str, list[str]] = {}
     for key in topics:  # oldest first: a shared feed's first topic is its owner
         keys_of.setdefault(slugs[key], []).append(key)
