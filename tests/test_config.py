@@ -290,3 +290,22 @@ def test_a_bad_base_url_from_the_hugo_config_names_that_file_and_key(site: Site,
     assert caught.value.key == "baseURL"
     assert caught.value.path == str(hugo / "hugo.json")
     assert "'baseURL' must be an absolute http(s) URL" in str(caught.value)
+
+
+def test_paths_left_at_their_defaults_are_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README: relative paths are relative to the file, also the ones the file does not set."""
+    config_file = tmp_path / "own" / "config.toml"
+    config_file.parent.mkdir()
+    config_file.write_text('[site]\ntitle = "T"\nbase_url = "https://example.com/"\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(config_file)
+    folder = config_file.parent.resolve()
+    assert config.content.dir == folder / "content"
+    assert config.feeds.dir == folder / "feeds"
+    assert config.state.path == folder / ".digest" / "state.sqlite3"
+    assert config.digest.archive_dir == folder / "feeds" / "digests"
+    assert config.delivery.outbox == folder / "outbox"

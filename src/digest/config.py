@@ -240,11 +240,25 @@ def load_config(path: str | Path) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"'{name}' must be a table", path=where, key=name)
         sections[name] = _build_section(name, _SECTIONS[name], table, root, where)
+    # A path the file does not set is relative to the file too, as the ones it sets (and not to the
+    # folder digest happens to be started in).
+    for name, cls in _SECTIONS.items():
+        sections[name] = _anchored(sections[name] if name in sections else cls(), root)
     config = Config(path=config_path, **sections)
     if config.content.hugo_site is not None:
         config = _with_hugo_site(config, raw)
     _check(config, where)
     return config
+
+
+def _anchored(section: Any, root: Path) -> Any:
+    """The section with each relative path (a default) resolved against `root`."""
+    relative = {
+        f.name: (root / value).resolve()
+        for f in dataclasses.fields(section)
+        if isinstance(value := getattr(section, f.name), Path) and not value.is_absolute()
+    }
+    return dataclasses.replace(section, **relative) if relative else section
 
 
 def _build_section(name: str, cls: type, table: dict[str, Any], root: Path, where: str) -> Any:
