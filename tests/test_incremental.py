@@ -206,3 +206,10 @@ def test_a_file_read_again_with_the_same_result_leaves_the_index_as_it_was(pair:
     newest.write_text(newest.read_text(encoding="utf-8") + "\n\nEdited.\n", encoding="utf-8")
     assert "index.xml" in pair.build().written
     assert generation() != before
+
+
+def test_a_rendering_setting_changed_gives_the_cold_bytes(pair: Pair) -> None:
+    """The feeds' summaries follow `[content] summary_chars`: a feed kept from the last build must not
+    keep the old ones."""
+    pair.site.set("content", summary_chars=40)
+    assert pair.build().written  # the feeds with a derived summary (Pair compares every byte with cold)

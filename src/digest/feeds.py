@@ -359,6 +359,7 @@ def _teaser_html(article: Article, rendered: RenderedEntry) -> str:
 
 
 OPML = "feeds.opml"
+INDEX = "index.html"
 
 
 def _page_context(plan: FeedPlan, config: Config) -> dict[str, object]:
@@ -392,12 +393,20 @@ def render_index_html(plan: FeedPlan, config: Config) -> bytes:
     return render_template(config, FEEDS_INDEX_TEMPLATE, _page_context(plan, config)).encode("utf-8")
 
 
-def feed_key(spec: FeedSpec, entries: Mapping[str, RenderedEntry], config: Config) -> str:
-    """Changes whenever any byte of `render_feed(spec, entries, config)` could."""
+def feed_key(spec: FeedSpec, entry_keys: Mapping[str, str], config: Config) -> str:
+    """Changes whenever any byte of `render_feed(spec, entries, config)` could: `entry_keys` holds, by
+    entry id, the key each rendered entry was made from (`jobs.render_entries`: the same key, the same
+    rendering), so the entries' HTML need not be read again."""
     digest = hashlib.sha256(repr((GENERATOR, GENERATOR_URI, config.site, config.feeds, spec)).encode())
     for article in spec.articles:
-        digest.update(repr(entries[article.entry_id]).encode())
+        digest.update(f"\0{entry_keys[article.entry_id]}".encode())
     return digest.hexdigest()
+
+
+def pages_key(plan: FeedPlan, config: Config) -> str:
+    """Changes whenever any byte of the OPML or the index page could (their templates included)."""
+    context = repr(_page_context(plan, config))
+    return hashlib.sha256(f"{feed_pages_fingerprint(config)}\0{context}".encode()).hexdigest()
 
 
 def render_files(
@@ -406,14 +415,14 @@ def render_files(
     config: Config,
     known: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """Every file digest writes under `[feeds] dir`, by relative path. `known`: the bytes of feeds
-    whose inputs did not change (see `feed_key`), taken as they are rather than made again."""
+    """Every file digest writes under `[feeds] dir`, by relative path. `known`: the bytes of files
+    whose inputs did not change (see `feed_key`, `pages_key`), taken as they are rather than made again."""
     known = known or {}
     files = {
         name: known[name] if name in known else render_feed(spec, entries, config)
         for spec in plan.feeds
         for name in [f"{spec.slug}.xml"]
     }
-    files[OPML] = render_opml(plan, config)
-    files["index.html"] = render_index_html(plan, config)
+    files[OPML] = known[OPML] if OPML in known else render_opml(plan, config)
+    files[INDEX] = known[INDEX] if INDEX in known else render_index_html(plan, config)
     return files

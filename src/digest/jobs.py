@@ -289,7 +289,7 @@ def _build_feeds(
     gives them again without the articles of some sources."""
     published = [a for a in articles if is_published(a, now)]
     from .feed_sets import plan_feed_sets  # feedgen and Markdown load only when a build has work
-    from .feeds import feed_key
+    from .feeds import INDEX, OPML, feed_key, pages_key
 
     plan = plan_feed_sets(published, config)  # one set of feeds per language
     total, published_count = counts if counts is not None else (len(articles), len(published))
@@ -334,11 +334,15 @@ def _build_feeds(
     report.rendered = len(entries)
     # A feed whose inputs are those it was last written from is the file on disk (when nobody changed
     # it): only the feeds an edit reaches are made again.
+    entry_keys = {a.entry_id: _render_key(a, config) for a in plan.articles if a.entry_id in entries}
     feed_keys = {
-        f"{feed_set.prefix}{spec.slug}.xml": f"{RENDER_VERSION}:{feed_key(spec, entries, feed_set.config)}"
+        f"{feed_set.prefix}{spec.slug}.xml": f"{RENDER_VERSION}:{feed_key(spec, entry_keys, feed_set.config)}"
         for feed_set in plan.sets
         for spec in feed_set.plan.feeds
     }
+    for feed_set in plan.sets:  # the OPML and the index page, made from the list of feeds
+        key = pages_key(feed_set.plan, feed_set.config)
+        feed_keys |= {f"{feed_set.prefix}{OPML}": key, f"{feed_set.prefix}{INDEX}": key}
     known = cache.feed_keys(str(folder))
     manifest = read_manifest(folder)
     kept = {}
