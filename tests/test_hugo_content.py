@@ -437,3 +437,44 @@ def test_an_impossible_offset_or_a_fifo_in_the_content_stops_nothing(tmp_path: P
     assert list(entries(tmp_path)) == ["/site/2020/good/"]
     checked = CliRunner().invoke(main, ["--config", str(config), "check", "--now", NOW_ISO])
     assert "Traceback" not in checked.output and "offset.md" in checked.output
+
+
+def test_a_site_read_on_every_core_is_read_as_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many unread files are read in worker processes: the same pages, problems and notes, in the same
+    order, as one process reading them all; and the parses are kept for the next build."""
+    import concurrent.futures
+
+    from digest import content
+    from digest.cache import Cache
+    from digest.config import load_config
+    from digest.hugo_content import collect
+    from digest.state import State
+    from hugo_sites import blog_site
+
+    site = blog_site(tmp_path / "blog")
+    (site / "content" / "posts" / "broken.md").write_text("---\ntitle: [unclosed\n---\nx\n", encoding="utf-8")
+    config = load_config(digest_config(tmp_path, site))
+    serial = collect(config, None, workers=1)
+    monkeypatch.setattr(content, "_PARALLEL_THRESHOLD", 5)
+    pools: list[int | None] = []
+
+    class CountedPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, max_workers: int | None = None, **options: object) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountedPool)
+    state = State.open(config.state.path)
+    try:
+        cache = Cache(state.db)
+        parallel = collect(config, cache, workers=2)
+        again = collect(config, cache, workers=2)
+    finally:
+        state.close()
+    assert pools == [2]  # the first read used the workers; the second read nothing
+    assert serial.problems and [str(p) for p in parallel.problems] == [str(p) for p in serial.problems]
+    assert parallel.articles == serial.articles and parallel.notes == serial.notes
+    assert parallel.parsed == serial.parsed > 0 and again.parsed == 0
+    assert again.articles == serial.articles and again.notes == serial.notes

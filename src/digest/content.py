@@ -22,10 +22,10 @@ import pickle
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISREG
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -37,6 +37,8 @@ ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 # Bumped whenever parsing changes what an Article holds, so cached parses from older code are ignored.
 PARSER_VERSION = 3
 _PARALLEL_THRESHOLD = 400
+A = TypeVar("A")
+R = TypeVar("R")
 _BATCHED_CHANGES = 1000  # more changed files than this: the index settles clashes once, not per batch
 
 
@@ -382,26 +384,37 @@ def parse_rows(
     many (chunks then come in the order they finish), else here."""
     settings = _ParseSettings.of(config)
     jobs = [(s.rel, s.path, s.stamp) for s in files]
+    for _, rows in map_in_chunks(functools.partial(_parse_chunk, settings=settings), jobs, workers):
+        yield rows
+
+
+def map_in_chunks(
+    func: Callable[[Sequence[A]], list[R]], items: Sequence[A], workers: int | None = None
+) -> Iterator[tuple[int, list[R]]]:
+    """(start, `func` of the items from there) for chunks of the items: on every core when there are
+    many (chunks then come in the order they finish; `func` must be picklable), else here in one."""
     cores = workers if workers is not None else (os.cpu_count() or 1)
-    if cores > 1 and len(jobs) >= _PARALLEL_THRESHOLD:
+    if cores > 1 and len(items) >= _PARALLEL_THRESHOLD:
         # costs start-up time; only cold builds need it
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        size = max(1, min(256, len(jobs) // (cores * 8)))
-        chunks = [jobs[start : start + size] for start in range(0, len(jobs), size)]
+        size = max(1, min(256, len(items) // (cores * 8)))
         # What the parent holds is long-lived: frozen, the workers' collections never walk (and so never
-        # copy) the pages they share with it, and the parent's own skip it while rows stream in.
+        # copy) the pages they share with it, and the parent's own skip it while results stream in.
         gc.freeze()
         try:
             with ProcessPoolExecutor(max_workers=cores) as pool:
-                futures = [pool.submit(_parse_chunk, chunk, settings) for chunk in chunks]
+                futures = {
+                    pool.submit(func, items[start : start + size]): start
+                    for start in range(0, len(items), size)
+                }
                 for future in as_completed(futures):
-                    yield future.result()
+                    yield futures[future], future.result()
         finally:
             gc.unfreeze()
         return
-    if jobs:
-        yield _parse_chunk(jobs, settings)
+    if items:
+        yield 0, func(items)
 
 
 def index_key(config: Config, rel: str) -> str:
@@ -409,7 +422,7 @@ def index_key(config: Config, rel: str) -> str:
     return _ParseSettings.of(config).fingerprint + ":" + rel
 
 
-def _parse_chunk(jobs: Sequence[tuple[str, str, str]], settings: _ParseSettings) -> list[IndexRow]:
+def _parse_chunk(jobs: Sequence[tuple[str, str, str]], *, settings: _ParseSettings) -> list[IndexRow]:
     return [_index_row(rel, path, stamp, settings) for rel, path, stamp in jobs]
 
 

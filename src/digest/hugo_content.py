@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +35,16 @@ from frontmatter.default_handlers import YAMLHandler
 
 from . import front_matter, shortcodes
 from .config import Config
-from .content import Article, Collection, SourceFile, clean_xml_text, shown_path, tag_uri, topic_key
+from .content import (
+    Article,
+    Collection,
+    SourceFile,
+    clean_xml_text,
+    map_in_chunks,
+    shown_path,
+    tag_uri,
+    topic_key,
+)
 from .errors import ArticleError, Problem
 from .hugo_config import HugoSite
 from .hugo_dates import HugoCYAMLLoader, HugoCYAMLNoAliasLoader
@@ -174,13 +184,13 @@ class ParseStore(Protocol):
         """Remember the fresh (key, stamp, pickled parse) rows; forget every key not in `keep`."""
 
 
-def _unpickled(value: bytes) -> tuple[_Read | Problem, list[tuple[str, str]]] | None:
+def _unpickled(value: bytes) -> tuple[_Read | Problem | None, list[tuple[str, str]]] | None:
     """A stored parse, or None when it is not one this code wrote (then the file is read again)."""
     try:
         parse = pickle.loads(value)  # noqa: S301 - our own cache, written by `collect`
     except Exception:
         return None
-    if isinstance(parse, tuple) and len(parse) == 2 and isinstance(parse[0], _Read | Problem):
+    if isinstance(parse, tuple) and len(parse) == 2 and isinstance(parse[0], _Read | Problem | None):
         return parse
     return None
 
@@ -207,11 +217,13 @@ class _Read:
 def collect(
     config: Config,
     cache: ParseStore | None = None,
+    workers: int | None = None,
     *,
     files: Sequence[SourceFile] | None = None,
     known_ids: Set[str] = frozenset(),
 ) -> Collection:
-    """The Hugo site's articles (bodies loaded, shortcodes expanded), its problems and its notes."""
+    """The Hugo site's articles (bodies loaded, shortcodes expanded), its problems and its notes. The
+    files not read before are read on every core when there are many."""
     site = _site(config)
     collection = Collection()
     notes: list[tuple[str, str]] = []
@@ -220,22 +232,24 @@ def collect(
     known = cache.hugo_parses() if cache is not None else {}
     cached: set[str] = set()
     fresh: list[tuple[str, str, bytes]] = []
-    for source in files if files is not None else scan(config):
-        key, stamp = prefix + source.rel, str(source.stamp)
-        hit = known.get(key)
-        value = _unpickled(hit[1]) if hit is not None and hit[0] == stamp else None
-        result: _Read | Problem | None
-        if value is not None:
-            result, file_notes = value
-        else:
-            file_notes = []
-            result = _read(source, site, config.content.max_file_bytes, file_notes)
-            if result is not None:
-                fresh.append((key, stamp, pickle.dumps((result, file_notes), protocol=5)))
-                collection.parsed += 1
+    sources = list(files if files is not None else scan(config))
+    values: list[tuple[_Read | Problem | None, list[tuple[str, str]]] | None] = []
+    for source in sources:
+        hit = known.get(prefix + source.rel)
+        values.append(_unpickled(hit[1]) if hit is not None and hit[0] == str(source.stamp) else None)
+    unread = [n for n, value in enumerate(values) if value is None]
+    reading = functools.partial(_read_pickled, site=site, limit=config.content.max_file_bytes)
+    for start, parses in map_in_chunks(reading, [sources[n] for n in unread], workers):
+        for n, parse in zip(unread[start:], parses, strict=False):
+            values[n] = value = pickle.loads(parse)  # noqa: S301 - made by _read_pickled just now
+            # Kept even for a file that is no page (an image, an .adoc), so it is not looked at again.
+            fresh.append((prefix + sources[n].rel, str(sources[n].stamp), parse))
+            collection.parsed += value[0] is not None
+    for source, value in zip(sources, values, strict=True):
+        assert value is not None
+        result, file_notes = value
+        cached.add(prefix + source.rel)
         notes.extend(file_notes)
-        if result is not None:
-            cached.add(key)
         if isinstance(result, Problem):
             collection.problems.append(result)
         elif result is not None:
@@ -297,6 +311,16 @@ def _with_translations(articles: Sequence[Article], keys: Mapping[str, str]) -> 
         others = sorted((a.lang, a.url) for a in groups[keys[article.source]] if a.lang != article.lang)
         out.append(dataclasses.replace(article, translations=tuple(others)) if others else article)
     return out
+
+
+def _read_pickled(sources: Sequence[SourceFile], *, site: HugoSite, limit: int) -> list[bytes]:
+    """`_read` of each file with its notes, pickled: what a worker sends back, and the parse store keeps."""
+    parses = []
+    for source in sources:
+        notes: list[tuple[str, str]] = []
+        result = _read(source, site, limit, notes)
+        parses.append(pickle.dumps((result, notes), protocol=5))
+    return parses
 
 
 def _read(

@@ -205,7 +205,7 @@ def _collect(
     if config.hugo is not None:
         from . import hugo_content
 
-        return hugo_content.collect(config, cache, files=files, known_ids=known_ids)
+        return hugo_content.collect(config, cache, workers, files=files, known_ids=known_ids)
     return collect(config, cache, workers, bodies=False, files=files, known_ids=known_ids)
 
 
