@@ -30,6 +30,15 @@ class Pair:
         self.site.set("feeds", max_entries=4)  # short feeds: which articles make the cut matters
         self.now = GENERATOR_NOW
 
+    def generate(self, articles: int, seed: int) -> None:
+        """Generated articles in the content folder (../shared/corpus/gen.py, 8 topics)."""
+        subprocess.run(
+            [sys.executable, str(SHARED / "corpus" / "gen.py"), "--n", str(articles),
+             "--out", str(self.site.content), "--seed", str(seed), "--topics", "8",
+             "--now", GENERATOR_NOW.isoformat()],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
     def build(self, workers: int = 1) -> BuildReport:
         config = self.site.config()
         report = build(config, self.now, workers=workers)
@@ -47,11 +56,7 @@ class Pair:
 @pytest.fixture
 def pair(tmp_path: Path) -> Pair:
     pair = Pair(tmp_path)
-    subprocess.run(
-        [sys.executable, str(SHARED / "corpus" / "gen.py"), "--n", "80", "--out", str(pair.site.content),
-         "--seed", "11", "--topics", "8", "--now", GENERATOR_NOW.isoformat()],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    pair.generate(80, seed=11)
     first = pair.build()
     assert first.parsed == 80 and first.published > 40
     return pair
@@ -171,11 +176,7 @@ def test_after_a_cold_build_in_bulk_every_change_gives_the_cold_bytes(
 
     monkeypatch.setattr(content, "_BATCHED_CHANGES", 3)
     pair = Pair(tmp_path)
-    subprocess.run(
-        [sys.executable, str(SHARED / "corpus" / "gen.py"), "--n", "60", "--out", str(pair.site.content),
-         "--seed", "12", "--topics", "8", "--now", GENERATOR_NOW.isoformat()],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    pair.generate(60, seed=12)
     assert pair.build().parsed == 60
     edited = _newest_in_feed(pair.site)
     edited.write_text(edited.read_text(encoding="utf-8") + "\n\nEdited.\n", encoding="utf-8")
