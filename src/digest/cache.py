@@ -91,6 +91,7 @@ class Cache:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
+        self._filling = False  # in `bulk`, adding to an index that was empty
         version = meta_version(self.db, "cache_meta", "version")
         if version is not None and version != CACHE_VERSION:
             self.db.executescript(
@@ -130,6 +131,7 @@ class Cache:
             if empty
             else []
         )
+        self._filling = empty
         try:
             if indexes:
                 with transaction(self.db):
@@ -137,6 +139,7 @@ class Cache:
                         self.db.execute(f'DROP INDEX "{name}"')
             yield
         finally:
+            self._filling = False
             if indexes:
                 with transaction(self.db):
                     for _, sql in indexes:
@@ -157,7 +160,8 @@ class Cache:
                 return
             self._changed()
             affected = set() if many else self._claims(keys)
-            self.db.executemany("DELETE FROM parse_topics WHERE key = ?", keys)
+            if not self._filling:  # an empty index has no old topics to forget
+                self.db.executemany("DELETE FROM parse_topics WHERE key = ?", keys)
             self.db.executemany(
                 "INSERT OR REPLACE INTO parse_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                 [(*row[:3], *row[4:14]) for row in rows],
