@@ -13,13 +13,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import nh3
 
 from .content import Article, clean_xml_text
 from .text import one_line
+
+if TYPE_CHECKING:
+    from markdown.util import Registry
 
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) | {"picture", "source", "figure", "figcaption"}
 _ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
@@ -59,8 +62,10 @@ def render_entry(article: Article, summary_chars: int) -> RenderedEntry:
     return RenderedEntry(html, summary_text(article, html, summary_chars), image_url(article))
 
 
-_converter: Any = None  # a markdown.Markdown, made on first use (importing it costs start-up time)
-_goldmark: Any = None  # the same with GOLDMARK_EXTENSIONS, for Hugo pages
+_converter: MarkdownConverter | None = (
+    None  # made on first use (importing Python-Markdown costs start-up time)
+)
+_goldmark: MarkdownConverter | None = None  # the same with GOLDMARK_EXTENSIONS, for Hugo pages
 # Goldmark's defaults beyond ours: GFM (tables, strikethrough, task lists, autolinks), definition lists,
 # footnotes and typographer quotes, dashes and ellipses.
 GOLDMARK_EXTENSIONS = [
@@ -108,15 +113,124 @@ def prepare(goldmark: bool = False) -> None:
     processes fork, each inherits it instead of importing Python-Markdown and building its own."""
     global _converter, _goldmark
     if _converter is None:
-        import markdown
-
-        _converter = markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+        _converter = MarkdownConverter()
     if goldmark and _goldmark is None:
-        import markdown
+        _goldmark = MarkdownConverter("goldmark")
 
-        _goldmark = markdown.Markdown(
-            extensions=GOLDMARK_EXTENSIONS, extension_configs=_GOLDMARK_CONFIGS, output_format="html"
+
+# What every match of an inline pattern contains: a character of each string ("" for a delimiter
+# pattern: one of its delimiters, `*`, `_`, `~`…). Python-Markdown tries every inline pattern on every
+# text node, and most documents hold the characters of few of them (no `<`, `&` or `\`, often no `` ` ``
+# or `!`): a pattern whose characters a document lacks cannot match in it, so its inline passes go
+# without that pattern. Nothing Python-Markdown puts into the text before those passes is one of these
+# characters (its placeholders are letters, digits, ':', STX and ETX; a tab becomes spaces), and a
+# pattern that matches nothing changes nothing: the HTML is the same (tests/test_render_speed.py renders
+# every pattern both ways, bench/pattern_skip_check.py a whole corpus). Keyed by name and class: a
+# pattern not listed here (another extension's, or one a later Python-Markdown renamed) is always tried.
+_PATTERN_NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("backtick", "BacktickInlineProcessor"): ("`",),
+    ("escape", "EscapeInlineProcessor"): ("\\",),
+    ("footnote", "FootnoteInlineProcessor"): ("[", "^"),
+    ("reference", "ReferenceInlineProcessor"): ("[",),
+    ("link", "LinkInlineProcessor"): ("[",),
+    ("image_link", "ImageInlineProcessor"): ("!", "["),
+    ("image_reference", "ImageReferenceInlineProcessor"): ("!", "["),
+    ("short_reference", "ShortReferenceInlineProcessor"): ("[",),
+    ("short_image_ref", "ShortImageReferenceInlineProcessor"): ("!", "["),
+    ("autolink", "AutolinkInlineProcessor"): ("<",),
+    ("autolink", "MagiclinkAutoPattern"): ("<",),
+    ("automail", "AutomailInlineProcessor"): ("<", "@"),
+    ("linebreak", "SubstituteTagInlineProcessor"): (" \t",),  # two spaces before a line end
+    ("html", "HtmlInlineProcessor"): ("<",),
+    ("entity", "HtmlInlineProcessor"): ("&", ";"),
+    ("magic-link", "MagiclinkPattern"): ("/.",),  # "://" or "www."
+    ("magic-mail", "MagiclinkMailPattern"): ("@",),
+    ("em_strong", "DelimiterProcessor"): ("",),
+    ("delimiter", "DelimiterProcessor"): ("",),
+    ("smarty-ellipses", "SubstituteTextPattern"): (".",),
+    ("smarty-em-dashes", "SubstituteTextPattern"): ("-",),
+    ("smarty-en-dashes", "SubstituteTextPattern"): ("-",),
+    ("smarty-left-angle-quotes", "SubstituteTextPattern"): ("<",),
+    ("smarty-right-angle-quotes", "SubstituteTextPattern"): (">",),
+    **{(f"smarty-quotes-{n}", "SubstituteTextPattern"): ("'\"",) for n in range(15)},
+}
+
+
+class MarkdownConverter:
+    """Python-Markdown with the extensions of `markup` ("markdown", or "goldmark" for a Hugo page), one
+    document at a time. With `skip`, each document's inline passes (Python-Markdown's own, and
+    smarty's) leave out the patterns whose characters it lacks (`_PATTERN_NEEDS`): the same HTML, sooner."""
+
+    def __init__(self, markup: str = "markdown", *, skip: bool = True) -> None:
+        import markdown
+        from markdown.treeprocessors import InlineProcessor
+
+        self.goldmark = markup == "goldmark"
+        extensions, configs = (
+            (GOLDMARK_EXTENSIONS, _GOLDMARK_CONFIGS) if self.goldmark else (_MARKDOWN_EXTENSIONS, {})
         )
+        self.md = markdown.Markdown(extensions=extensions, extension_configs=configs, output_format="html")
+        self.passes: list[tuple[InlineProcessor, Registry[Any], dict[str, tuple[str, ...]]]] = []
+        for name in ("inline", "smarty"):
+            if not skip or name not in self.md.treeprocessors:
+                continue
+            processor = self.md.treeprocessors[name]
+            if isinstance(processor, InlineProcessor):
+                self.passes.append((processor, processor.inlinePatterns, _needs(processor.inlinePatterns)))
+        self.triggers = sorted(
+            {c for *_, needs in self.passes for groups in needs.values() for c in "".join(groups)}
+        )
+        self.subsets: dict[tuple[int, str], Registry[Any]] = {}
+
+    def convert(self, text: str) -> str:
+        """The raw (unsanitized) HTML of one document."""
+        text = separate_list_items(text)
+        subsets = self.patterns_for(text)
+        self.md.reset()
+        try:
+            for (processor, _, _), subset in zip(self.passes, subsets, strict=True):
+                processor.inlinePatterns = subset
+            html = str(self.md.convert(text))
+        finally:
+            for processor, patterns, _ in self.passes:
+                processor.inlinePatterns = patterns
+        if self.goldmark:
+            html = _TASK_BOX.sub(lambda m: "\u2611 " if "checked" in m.group(0) else "\u2610 ", html)
+        return html
+
+    def patterns_for(self, text: str) -> list[Registry[Any]]:
+        """For each inline pass, the patterns that can match in `text`: those whose characters it holds."""
+        present = "".join(c for c in self.triggers if c in text)
+        subsets = []
+        for index, (_, patterns, needs) in enumerate(self.passes):
+            subset = self.subsets.get((index, present))
+            if subset is None:
+                subset = patterns[:]  # a copy: the same names, priorities and order
+                for name, groups in needs.items():
+                    if not all(any(c in present for c in group) for group in groups):
+                        subset.deregister(name)
+                if len(self.subsets) < _SUBSETS:
+                    self.subsets[index, present] = subset
+            subsets.append(subset)
+        return subsets
+
+
+_SUBSETS = 256  # the subsets kept, by the triggers present (a few dozen in a real site)
+
+
+def _needs(patterns: Registry[Any]) -> dict[str, tuple[str, ...]]:
+    """The patterns of `patterns` known to `_PATTERN_NEEDS`, by name, with what each match contains."""
+    needs = {}
+    for name, kind in _PATTERN_NEEDS:
+        if name in patterns and type(patterns[name]).__name__ == kind:
+            groups = _PATTERN_NEEDS[name, kind]
+            if groups == ("",):
+                tokens = getattr(patterns[name], "tokens", None)
+                if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+                    continue
+                groups = ("".join(t[0] for t in tokens),)
+            needs[name] = groups
+    return needs
 
 
 def render_parts(article: Article, summary_chars: int) -> tuple[str, str, str]:
@@ -151,12 +265,11 @@ def markdown_to_html(text: str, markup: str = "markdown") -> str:
 def _convert(text: str, markup: str) -> str:
     if markup == "goldmark":
         prepare(goldmark=True)
-        _goldmark.reset()
-        raw = str(_goldmark.convert(separate_list_items(text)))
-        return _TASK_BOX.sub(lambda m: "\u2611 " if "checked" in m.group(0) else "\u2610 ", raw)
+        assert _goldmark is not None
+        return _goldmark.convert(text)
     prepare()
-    _converter.reset()
-    return str(_converter.convert(separate_list_items(text)))
+    assert _converter is not None
+    return _converter.convert(text)
 
 
 def html_text(html: str) -> str:
