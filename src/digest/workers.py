@@ -2,8 +2,10 @@
 and a worker that overruns it is killed and replaced; the other items' results are kept.
 
 The workers are forked, so they inherit what the parent prepared (Python-Markdown's converter) instead
-of importing it again. Items go out one at a time, so a killed worker loses only the item it was on,
-and every item's outcome is the same whichever worker ran it, and whether or not another was killed.
+of importing it again, and the items themselves: only an item's index goes down the pipe (an article is
+not pickled, with its body, to be unpickled again). Items go out one at a time, so a killed worker loses
+only the item it was on, and every item's outcome is the same whichever worker ran it, and whether or
+not another was killed.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def bounded_map(
 
     def start() -> _Worker:
         ours, theirs = context.Pipe()
-        process = context.Process(target=_serve, args=(func, theirs, os.getpid()), daemon=True)
+        # Forked, the worker has `items` already: only an item's index goes down the pipe, not the item.
+        process = context.Process(target=_serve, args=(func, items, theirs, os.getpid()), daemon=True)
         process.start()
         theirs.close()
         return _Worker(process, ours)
@@ -79,7 +82,7 @@ def bounded_map(
                 worker.started = time.monotonic()
             index = pending.popleft()
             worker.queued.append(index)
-            worker.conn.send((index, items[index]))
+            worker.conn.send(index)
 
     def replace(worker: _Worker, outcome: Overrun | Failed) -> _Worker:
         """A fresh worker in the place of one that overran or died; the items it had not started on
@@ -139,8 +142,9 @@ def _death(exitcode: int | None) -> str:
     return f"its worker exited ({exitcode})"
 
 
-def _serve(func: Callable[[Any], Any], conn: Connection, parent: int) -> None:
-    """A worker's loop: an item in, (True, result) or (False, what it raised) out, until told to stop."""
+def _serve(func: Callable[[Any], Any], items: Sequence[Any], conn: Connection, parent: int) -> None:
+    """A worker's loop: an item's index in, (True, result) or (False, what it raised) out, until told
+    to stop."""
     _die_with(parent)
     while True:
         try:
@@ -149,9 +153,8 @@ def _serve(func: Callable[[Any], Any], conn: Connection, parent: int) -> None:
             return
         if message is None:
             return
-        _, item = message
         try:
-            reply: tuple[bool, Any] = (True, func(item))
+            reply: tuple[bool, Any] = (True, func(items[message]))
         except Exception as exc:  # reported as the item's problem; the other items go on
             reply = (False, f"{type(exc).__name__}: {exc}"[:_MESSAGE_CHARS])
         conn.send(reply)
