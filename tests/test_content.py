@@ -581,3 +581,21 @@ def test_a_yaml_error_after_blank_lines_names_its_line_in_the_file(
         "content/bad.md:6: front matter: YAML: did not find expected ',' or ']'",
         "content/no-title.md:3: front matter: 'title' is missing (add a 'title:' line)",
     ]
+
+
+def test_a_file_is_read_whole_up_to_the_limit_even_when_it_grows_while_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`read_at_most` asks the size first; a file whose size says less than it holds (one that grew
+    since, or a /proc file, which says 0) is still read to its end or to one byte past the limit."""
+    from digest.content import read_at_most
+
+    path = tmp_path / "a.md"
+    path.write_bytes(b"x" * 100)
+    with path.open("rb") as handle:
+        assert read_at_most(handle, 1000) == b"x" * 100
+    with path.open("rb") as handle:
+        assert read_at_most(handle, 10) == b"x" * 11
+    with open("/proc/self/status", "rb") as handle:  # st_size 0, like a file that grew after fstat
+        whole = read_at_most(handle, 1_000_000)
+    assert whole.startswith(b"Name:") and b"\nPid:" in whole
+    with open("/proc/self/status", "rb") as handle:
+        assert len(read_at_most(handle, 20)) == 21

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from stat import S_ISDIR, S_ISREG
-from typing import NamedTuple, Protocol, TypeVar
+from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -606,24 +606,35 @@ class _ParseSettings:
             c.max_file_bytes,
         )
 
-    @property
+    @functools.cached_property
     def origin(self) -> str:
         parts = urlsplit(self.base_url)
         return f"{parts.scheme}://{parts.netloc}"
 
-    @property
+    @functools.cached_property
     def base_path(self) -> str:
         path = urlsplit(self.base_url).path or "/"
         return path if path.endswith("/") else path + "/"
 
-    @property
+    @functools.cached_property
     def host(self) -> str:
         return urlsplit(self.base_url).hostname or "localhost"
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        text = json.dumps([PARSER_VERSION, *[str(v) for v in self.__dict__.values()]])
+        fields = [str(getattr(self, f.name)) for f in dataclasses.fields(self)]  # not the cached values
+        text = json.dumps([PARSER_VERSION, *fields])
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """The file's bytes, or its first `limit` + 1 when it is longer: never more than the limit into
+    memory. (Asked for its size first: `read(limit + 1)` would allocate the limit for every file.)"""
+    size = os.fstat(handle.fileno()).st_size
+    data = handle.read(min(size, limit) + 1)
+    if size < len(data) <= limit:  # it grew since: the rest, up to the limit
+        data += handle.read(limit + 1 - len(data))
+    return data
 
 
 def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings) -> Article | Problem:
@@ -631,7 +642,7 @@ def _parse_path(rel_path: tuple[str, str], settings: _ParseSettings) -> Article 
     shown = _shown(settings.display_root, rel)
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(settings.max_file_bytes + 1)  # never more than the limit into memory
+            raw = read_at_most(handle, settings.max_file_bytes)
             if len(raw) > settings.max_file_bytes:
                 raise ArticleError(
                     f"file is {os.fstat(handle.fileno()).st_size} bytes, over the limit of "

@@ -41,6 +41,7 @@ from .content import (
     SourceFile,
     clean_xml_text,
     map_in_chunks,
+    read_at_most,
     shown_path,
     tag_uri,
     topic_key,
@@ -333,7 +334,7 @@ def _read(
         return None  # an image or other resource, or a format Hugo skips: never read
     try:
         with open(source.path, "rb") as handle:
-            raw = handle.read(limit + 1)
+            raw = read_at_most(handle, limit)
     except OSError as exc:
         return Problem(source.rel, f"cannot read: {exc.strerror}")
     if source.rel.endswith(_HTML):  # only an .html file's head can change what it is

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, decode_words
-from .content import topic_key
+from .content import read_at_most, topic_key
 from .errors import ConfigError, DigestError, Problem
 from .text import one_line
 
@@ -138,7 +138,7 @@ def _read(path: Path, shown: str) -> str:
                 path=shown,
             )
         with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)  # it may have grown since
+            data = read_at_most(handle, MAX_FILE_BYTES)  # it may have grown since
         if len(data) > MAX_FILE_BYTES:
             raise DigestError(f"the subscribers file is over the limit of {MAX_FILE_BYTES} bytes", path=shown)
         return data.decode("utf-8-sig")  # Excel's CSV export starts with a BOM
