@@ -73,9 +73,10 @@ CREATE TABLE IF NOT EXISTS build_record (
     folder TEXT PRIMARY KEY, signature TEXT NOT NULL, contents TEXT, valid_from TEXT NOT NULL,
     valid_until TEXT NOT NULL, report BLOB NOT NULL);
 """
-# The page cache while many rows are added (`bulk`), in KiB (a negative cache_size): enough for a 100k site's
-# index pages, and SQLite takes only what it uses.
-_BULK_CACHE_KIB = -32_000
+# The page cache while many rows are added (`bulk`), in KiB (a negative cache_size): four times the default,
+# which is as fast as 32 MB was on the 10k corpus and keeps a cold build's peak memory (measured: 92 MiB,
+# 109 MiB with 32 MB) under a quarter of Hugo's.
+_BULK_CACHE_KIB = -8_000
 # Published at :now (the one rule, `content.is_published`, as SQL over the index's columns).
 _PUBLISHED = "draft = 0 AND publish_us <= :now AND (expiry_us IS NULL OR expiry_us > :now)"
 
