@@ -209,6 +209,36 @@ def test_a_new_topic_whose_slug_is_taken_gets_its_hashed_name_and_a_problem_line
     assert checked.stdout.splitlines() == [result.stderr.splitlines()[0].removeprefix("problem: ")]
 
 
+def test_a_published_feed_file_keeps_its_topic_when_an_older_article_of_another_arrives(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers subscribe to a file: once c.xml is C++'s feed it stays C++'s, though an article of C#
+    dated before C++'s first one arrives later (by age alone C# would take the file)."""
+    site.add("cpp.md", article_text(title="Templates", date="2025-06-20T10:00:00+08:00", main_topics=["C++"]))
+    build(site.config(), NOW)
+    assert feedparser.parse((site.feeds / "c.xml").read_bytes()).feed.title == "Test Site · C++"
+    site.add("csharp.md", article_text(title="Records", date="2025-06-01T10:00:00+08:00", main_topics=["C#"]))
+    report = build(site.config(), NOW)
+    assert [p.message for p in report.problems] == [
+        "topic 'C#' would share the feed file c.xml with 'C++': published as topic-951a4d36e0.xml"
+    ]
+    cpp = feedparser.parse((site.feeds / "c.xml").read_bytes())
+    assert (cpp.feed.title, [e.title for e in cpp.entries]) == ("Test Site · C++", ["Templates"])
+    csharp = feedparser.parse((site.feeds / "topic-951a4d36e0.xml").read_bytes())
+    assert (csharp.feed.title, [e.title for e in csharp.entries]) == ("Test Site · C#", ["Records"])
+    monkeypatch.chdir(site.root)
+    checked = CliRunner().invoke(main, ["check"])  # `check` says what `build` does
+    assert checked.stdout.splitlines() == [
+        "content/csharp.md: topic 'C#' would share the feed file c.xml with 'C++': published as "
+        "topic-951a4d36e0.xml (give 'C#' a slug of its own in [feeds] topic_slugs)"
+    ]
+    # Without the state (a new machine, the state deleted), the older topic takes the file, as always.
+    site.config().state.path.unlink()
+    assert [p.message for p in build(site.config(), NOW).problems] == [
+        "topic 'C++' would share the feed file c.xml with 'C#': published as topic-cedb1bac7e.xml"
+    ]
+
+
 def test_a_topic_clash_does_not_stop_the_weekly_run(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site.write_config('[subscribers]\nlist = [{ email = "a@example.com" }]\n')
     site.add("csharp.md", article_text(title="Records", date="2025-06-20T10:00:00+08:00", main_topics=["C#"]))

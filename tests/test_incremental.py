@@ -15,6 +15,7 @@ from digest.content import collect, is_published
 from digest.feeds import plan_feeds, render_files
 from digest.jobs import build, peek_stable_ids, render_entries
 from digest.reports import BuildReport
+from digest.state import peek_feed_owners
 
 from conftest import SHARED, Site, article_text
 
@@ -45,7 +46,8 @@ class Pair:
         collection = collect(config, cache=None, bodies=False)
         articles = peek_stable_ids(collection.articles, config.state.path)  # the ids the build recorded
         published = [a for a in articles if is_published(a, self.now)]
-        plan = plan_feeds(published, config)
+        owners = peek_feed_owners(config.state.path, str(config.feeds.dir))  # files keep their topics
+        plan = plan_feeds(published, config, None, owners)
         expected = render_files(plan, render_entries(plan.articles, config, None), config)
         assert {name: (self.site.feeds / name).read_bytes() for name in expected} == expected
         assert (report.articles, report.published) == (len(collection.articles), len(published))

@@ -249,7 +249,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_history(tmp_path: Path) 
     version_1_database(path)
     opened = State.open(path)
     try:
-        assert schema_version(opened.db) == SCHEMA_VERSION == 3
+        assert schema_version(opened.db) == SCHEMA_VERSION == 4
+        assert opened.feed_owners("feeds") == {}  # version 4: the feed files' topics, none yet
         history = opened.history()
         assert history.periods == ("2025-W26",)
         assert history.sent_ids == {"tag:example.com,2025-06-20:/posts/a/"}

@@ -136,6 +136,15 @@ class FeedSets:
             "\0".join(s.prefix + s.plan.fingerprint(s.config) for s in self.sets).encode()
         ).hexdigest()
 
+    def owners(self) -> dict[str, str]:
+        """{feed file name, without `.xml`: its topic's key} of every topic feed in the plan."""
+        return {
+            f"{s.prefix}{spec.slug}": spec.topic.key
+            for s in self.sets
+            for spec in s.plan.feeds
+            if spec.topic is not None
+        }
+
     def render(
         self, entries: Mapping[str, RenderedEntry], known: Mapping[str, bytes] | None = None
     ) -> dict[str, bytes]:
@@ -151,14 +160,31 @@ class FeedSets:
         return files
 
 
-def plan_feed_sets(published: Sequence[Article], config: Config) -> FeedSets:
-    """The feeds of every language (one set unless the config is a multilingual Hugo site's)."""
+def plan_feed_sets(
+    published: Sequence[Article], config: Config, owners_before: Mapping[str, str] | None = None
+) -> FeedSets:
+    """The feeds of every language (one set unless the config is a multilingual Hugo site's);
+    `owners_before`: {feed file name below the feeds folder, without `.xml` (`c`, `fr/c`): the key of
+    the topic it was first published for} (`State.feed_owners`)."""
+    owners_before = owners_before or {}
+
+    def owners_in(prefix: str) -> dict[str, str]:
+        return {
+            n[len(prefix) :]: k
+            for n, k in owners_before.items()
+            if n.startswith(prefix) and "/" not in n[len(prefix) :]
+        }
+
     site = config.hugo
     if site is None or not site.multilingual:
-        return FeedSets((FeedSet("", config, plan_feeds(published, config)),))
+        return FeedSets((FeedSet("", config, plan_feeds(published, config, None, owners_in(""))),))
     by_lang = articles_by_language(published, config)
     sets = [
-        FeedSet(lang.prefix, lang.config, plan_feeds(by_lang[lang.key], lang.config, lang.key))
+        FeedSet(
+            lang.prefix,
+            lang.config,
+            plan_feeds(by_lang[lang.key], lang.config, lang.key, owners_in(lang.prefix)),
+        )
         for lang in site_languages(config)
     ]
     sets.sort(key=lambda s: s.prefix)

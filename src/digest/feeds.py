@@ -167,17 +167,25 @@ def _newest_first(articles: Sequence[Article]) -> list[Article]:
     return sorted(articles, key=lambda a: (-a.publish_date.timestamp(), a.entry_id))
 
 
-def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = None) -> FeedPlan:
+def plan_feeds(
+    published: Sequence[Article],
+    config: Config,
+    lang: str | None = None,
+    owners_before: Mapping[str, str] | None = None,
+) -> FeedPlan:
     """Which articles go into which feed, and under which file name; `lang`: the Hugo site language
-    whose feeds these are (None: the default language; its term pages' URLs carry its prefix).
+    whose feeds these are (None: the default language; its term pages' URLs carry its prefix);
+    `owners_before`: {slug: topic key} of the feed files published before (`State.feed_owners`).
 
     Slugs from `[feeds] topic_slugs` come first; two topics given one there is a config error
-    (OutputError). A derived slug already taken (`C#` and `C++` both make `c`) goes to the older topic,
-    the one whose first article is older, so a new article never takes an existing feed's file; the
-    newer topic gets its hashed name and a problem line, and everything else is published. On a Hugo
-    site, topics that are one term to Hugo (`Go Lang` and `go-lang`: one key, one page) share one feed,
-    named after the older.
+    (OutputError). A derived slug already taken (`C#` and `C++` both make `c`) stays the topic's it was
+    first published for, whichever topic's articles are older now (a feed reader subscribed to the
+    file); among topics never published, it goes to the older topic, the one whose first article is
+    older. The other topic gets its hashed name and a problem line, and everything else is published.
+    On a Hugo site, topics that are one term to Hugo (`Go Lang` and `go-lang`: one key, one page) share
+    one feed, named after the older.
     """
+    owners_before = owners_before or {}
     limit = config.feeds.max_entries
     newest = _newest_first(published)
     site_title = clean_xml_text(config.site.title)
@@ -207,6 +215,16 @@ def plan_feeds(published: Sequence[Article], config: Config, lang: str | None = 
     problems: list[Problem] = []
     # On a Hugo site: each term's feed, by its identity (`_hugo_term`), the configured ones first.
     term_feeds = {_hugo_term(t, config): slugs[t.key] for t in topics.values() if t.key in slugs}
+    # Then the topics that keep the file they were published under, then the others, oldest first.
+    for topic in topics.values():
+        slug = topic_slug(topic, config)
+        term = _hugo_term(topic, config)
+        kept = owners_before.get(slug) == topic.key and slug not in owners
+        if topic.key in slugs or not kept or (term and term in term_feeds):
+            continue
+        owners[slug], slugs[topic.key] = topic, slug
+        if term:
+            term_feeds[term] = slug
     for topic in topics.values():
         if topic.key in slugs:
             continue

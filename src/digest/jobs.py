@@ -47,7 +47,7 @@ from .errors import DigestError, OutputError, Problem
 from .jinja import feed_pages_fingerprint
 from .output import read_manifest, write_tree
 from .reports import BuildReport, RunReport
-from .state import History, State, peek_entry_ids, peek_history, run_lock
+from .state import History, State, peek_entry_ids, peek_feed_owners, peek_history, run_lock
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -103,7 +103,14 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
             collection = _collect(config, cache, workers, files=files, known_ids=state.known_entry_ids())
             articles = stable_ids(collection.articles, state, now)
             report = _build_feeds(
-                config, now, articles, collection.problems, cache, parsed=collection.parsed, workers=workers
+                config,
+                now,
+                articles,
+                collection.problems,
+                cache,
+                state,
+                parsed=collection.parsed,
+                workers=workers,
             )
             cache.set_build_record(folder, signature, publication_window(articles, now), report)
             return report
@@ -150,6 +157,7 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
             candidates(),
             problems,
             cache,
+            state,
             parsed=parsed,
             counts=(total, published),
             workers=workers,
@@ -278,6 +286,7 @@ def _build_feeds(
     articles: Sequence[Article],
     problems: list[Problem],
     cache: Cache,
+    state: State,
     *,
     parsed: int = 0,
     counts: tuple[int, int] | None = None,
@@ -291,7 +300,9 @@ def _build_feeds(
     from .feed_sets import plan_feed_sets  # feedgen and Markdown load only when a build has work
     from .feeds import INDEX, OPML, feed_key, pages_key
 
-    plan = plan_feed_sets(published, config)  # one set of feeds per language
+    folder = config.feeds.dir
+    owners_before = state.feed_owners(str(folder))  # a published feed file keeps its topic
+    plan = plan_feed_sets(published, config, owners_before)  # one set of feeds per language
     total, published_count = counts if counts is not None else (len(articles), len(published))
     report = BuildReport(
         articles=total,
@@ -300,9 +311,9 @@ def _build_feeds(
         parsed=parsed,
         problems=[*problems, *plan.problems],  # unreadable articles, then topics renamed by a clash
     )
-    folder = config.feeds.dir
     fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint()}"
     if cache.fingerprint(str(folder)) == fingerprint and _outputs_intact(folder):
+        state.record_feed_owners(str(folder), plan.owners())  # feeds published before owners were kept
         report.up_to_date = True
         report.unchanged = sorted(read_manifest(folder))
         return report
@@ -325,7 +336,9 @@ def _build_feeds(
         unrenderable += newly
         gone = {a.source for a in unrenderable}
         remaining = articles if reselect is None else reselect(gone)
-        plan = plan_feed_sets([a for a in remaining if is_published(a, now) and a.source not in gone], config)
+        plan = plan_feed_sets(
+            [a for a in remaining if is_published(a, now) and a.source not in gone], config, owners_before
+        )
     if unrenderable:
         fingerprint = f"{__version__}:{RENDER_VERSION}:{plan.fingerprint()}"
         report.feeds = plan.feeds
@@ -356,6 +369,7 @@ def _build_feeds(
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     cache.set_feed_keys(str(folder), {})  # the files are about to change
     written = write_tree(folder, files, digests)
+    state.record_feed_owners(str(folder), plan.owners())
     report.written, report.unchanged, report.removed = written.written, written.unchanged, written.removed
     cache.set_feed_keys(str(folder), feed_keys)
     cache.set_fingerprint(str(folder), fingerprint)
@@ -475,7 +489,8 @@ def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
     try:
         from .feeds import plan_feeds
 
-        problems.extend(plan_feeds(collection.articles, config).problems)  # every topic, published or not
+        owners = peek_feed_owners(config.state.path, str(config.feeds.dir))
+        problems.extend(plan_feeds(collection.articles, config, None, owners).problems)  # every topic
     except OutputError as exc:
         problems.append(Problem.from_error(exc, str(config.path)))
     if config.server.enabled:
@@ -577,7 +592,9 @@ def _run_locked(
     cache = Cache(state.db)
     collection = _collect(config, cache, known_ids=state.known_entry_ids())
     articles = stable_ids(collection.articles, state, now)
-    report.build = _build_feeds(config, now, articles, collection.problems, cache, parsed=collection.parsed)
+    report.build = _build_feeds(
+        config, now, articles, collection.problems, cache, state, parsed=collection.parsed
+    )
     report.problems.extend(report.build.problems)  # the unreadable articles, then renamed topics
 
     # Then what delivery needs, before the digest records anything: a list with nobody usable in it

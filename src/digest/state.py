@@ -43,7 +43,7 @@ from .errors import StateError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Migration n brings the schema from version n-1 to n. Append, never edit: a database in the field may
 # be at any earlier version. Each runs in the same transaction as the version bump.
@@ -110,7 +110,20 @@ MIGRATIONS: dict[int, str] = {
     DROP TABLE articles_seen;
     ALTER TABLE articles_seen_new RENAME TO articles_seen;
     """,
+    # Which topic each topic feed file was first published for (by the topic's key), per feeds folder:
+    # feed readers subscribe to a file, so once published a file stays its topic's, whichever topic's
+    # articles are older later (`feeds.plan_feeds`).
+    4: """
+    CREATE TABLE feed_owners (
+        folder TEXT NOT NULL,
+        name TEXT NOT NULL,
+        topic_key TEXT NOT NULL,
+        PRIMARY KEY (folder, name)
+    ) WITHOUT ROWID;
+    """,
 }
+
+_FEED_OWNERS = "SELECT name, topic_key FROM feed_owners WHERE folder = ?"
 
 DeliveryStatus = Literal["pending", "sent", "failed", "deferred", "cancelled"]
 # Deliveries a run still has to make: never tried (or killed in flight), or refused for now (4xx).
@@ -277,6 +290,19 @@ class State:
             "INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)",
             [(path, entry_id, _iso(published)) for path, (entry_id, published) in candidates.items()],
         )
+
+    def feed_owners(self, folder: str) -> dict[str, str]:
+        """{feed file name below `folder`, without `.xml` (`c`, `fr/c`): the key of the topic it was first
+        published for}."""
+        return dict(self.db.execute(_FEED_OWNERS, (folder,)))
+
+    def record_feed_owners(self, folder: str, owners: Mapping[str, str]) -> None:
+        """Remember the topic of each feed file not published before (a file keeps its first topic)."""
+        with self._recording():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO feed_owners VALUES (?, ?, ?)",
+                [(folder, name, key) for name, key in owners.items()],
+            )
 
     def recorded_entry_ids(self, paths: Sequence[str]) -> dict[str, str]:
         """The entry ids recorded for those of these permalink paths that have one."""
@@ -502,6 +528,17 @@ def peek_entry_ids(path: Path, paths: Sequence[str]) -> dict[str, str]:
             return _entry_ids_for(db, paths)
         except sqlite3.OperationalError:
             return {}  # a state from before entry ids were recorded
+
+
+def peek_feed_owners(path: Path, folder: str) -> dict[str, str]:
+    """`State.feed_owners`, read-only (for `check`); {} without a state, or one from before."""
+    with open_read_only(path) as db:
+        if db is None:
+            return {}
+        try:
+            return dict(db.execute(_FEED_OWNERS, (folder,)))
+        except sqlite3.OperationalError:
+            return {}  # a state from before feed owners were recorded
 
 
 # ---------------------------------------------------------------- the run lock
