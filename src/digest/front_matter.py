@@ -61,7 +61,8 @@ class FrontMatterLoader(yaml.CSafeLoader):
     does); and when the text has no alias (`has_aliases` False: no '*'), every node stands for one
     value, made once, so strings, lists and string-keyed mappings are built directly and only the rest
     goes through the constructors (a third of the time of walking every node through them).
-    A subclass may change the resolvers and constructors (the Hugo mode's do)."""
+    A document whose aliases expand past `MAX_YAML_VALUES` values is refused. A subclass may change
+    the resolvers and constructors (the Hugo mode's do)."""
 
     has_aliases = True
 
@@ -76,6 +77,14 @@ class FrontMatterLoader(yaml.CSafeLoader):
                         return str(tag)
             return _STR
         return _SEQ if kind is yaml.SequenceNode else _MAP
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if self.has_aliases:
+            _refuse_expansion(node)  # past MAX_YAML_VALUES values, aliases counted in full
+        return self.construct_document(node)
 
     def construct_document(self, node: yaml.Node) -> Any:
         if self.has_aliases:
@@ -101,23 +110,11 @@ class FrontMatterLoader(yaml.CSafeLoader):
         return self.construct_object(node, deep=True)
 
 
-class _SafeLoader(FrontMatterLoader):
-    """Refuses documents whose aliases expand past `MAX_YAML_VALUES`."""
-
-    def get_single_data(self) -> Any:
-        node = self.get_single_node()
-        if node is None:
-            return None
-        if self.has_aliases:
-            _refuse_expansion(node)
-        return self.construct_document(node)
-
-
-class _NoAliasLoader(_SafeLoader):
+class _NoAliasLoader(FrontMatterLoader):
     has_aliases = False
 
 
-class _LocatingLoader(_SafeLoader):
+class _LocatingLoader(FrontMatterLoader):
     """Run again, only when loading raised ValueError: a scalar Python cannot hold (a date in year 0,
     hour 25, a 5,000-digit number) becomes an error carrying that scalar's mark. (Not the first loader:
     wrapping every node's construction costs a third of the loading time.)"""
@@ -251,7 +248,7 @@ def _value_problem(exc: ValueError) -> str:
 def load_front_matter(fmt: str, text: str, first_line: int) -> dict[str, Any]:
     """The front matter's fields, read by python-frontmatter's handler for its format."""
     if fmt == "yaml":
-        loader = _SafeLoader if "*" in text else _NoAliasLoader  # no '*', no alias: nothing to count
+        loader = FrontMatterLoader if "*" in text else _NoAliasLoader  # no '*', no alias: nothing to count
         try:
             try:
                 meta = _YAML.load(text, Loader=loader)

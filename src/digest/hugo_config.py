@@ -49,11 +49,6 @@ class DateChains:
     publish_date: tuple[str, ...]
     expiry_date: tuple[str, ...]
 
-    def date_keys(self) -> frozenset[str]:
-        """The front-matter keys that are dates (never copied into params)."""
-        every = self.date + self.lastmod + self.publish_date + self.expiry_date
-        return frozenset(k for k in every if not k.startswith(":"))
-
 
 @dataclass(frozen=True)
 class HugoLanguage:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .front_matter import MAX_YAML_VALUES, FrontMatterLoader
+from .front_matter import FrontMatterLoader
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _LONG_MONTHS = (
@@ -195,34 +195,9 @@ class HugoCYAMLLoader(FrontMatterLoader):
     aliases expand past `front_matter.MAX_YAML_VALUES` values is refused, as the plain mode refuses it.
     `HugoCYAMLNoAliasLoader` is for a text without a '*'."""
 
-    def get_single_data(self) -> Any:
-        node = self.get_single_node()
-        if node is None:
-            return None
-        if self.has_aliases:
-            _refuse_expansion(node)
-        return self.construct_document(node)
-
 
 class HugoCYAMLNoAliasLoader(HugoCYAMLLoader):
     has_aliases = False
-
-
-def _refuse_expansion(root: yaml.Node) -> None:
-    """Count the values the document means, aliases expanded, and stop at the limit."""
-    seen = 0
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        seen += 1
-        if seen > MAX_YAML_VALUES:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"aliases here expand to more than {MAX_YAML_VALUES} values", node.start_mark
-            )
-        if isinstance(node, yaml.MappingNode):
-            stack.extend(item for pair in node.value for item in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
 
 
 HugoCYAMLLoader.yaml_implicit_resolvers = HugoYAMLLoader.yaml_implicit_resolvers

@@ -8,6 +8,7 @@ content_map_page.go, resources/page/pagemeta, hugofs/files); docs/hugo.md lists 
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 from digest.hugo_config import HugoSite, lower_keys
 from digest.hugo_dates import parse_hugo_date
-from digest.urls import PageFacts, absolute, as_url, expand_permalink, page_link
+from digest.urls import PageFacts, as_url, permalink
 
 CONTENT_EXTENSIONS = frozenset({"md", "markdown", "mdown", "html", "htm"})
 # Content Hugo renders only with an external program (asciidoctor, rst2html, pandoc, emacs).
@@ -244,6 +245,7 @@ def build_options(value: Any) -> tuple[str, str]:
 # ---------------------------------------------------------------- cascade
 
 
+@functools.lru_cache(maxsize=256)
 def _glob(pattern: str) -> re.Pattern[str]:
     """gobwas/glob with '/' as separator: `*` stays in a segment, `**` crosses them, `{a,b}`, `?`."""
     out = ""
@@ -593,9 +595,6 @@ def _decide_page(
         lang_prefix=site.lang_prefix(f.lang),
         ugly=site.ugly_for(f.section),
     )
-    pattern = site.permalinks.get(f.section, "")
-    expanded = expand_permalink(pattern, facts, site.path_rules) if pattern else ""
-    link = page_link(facts, expanded, site.path_rules)
     own_key = to_string(front.get("translationkey"))
     key = "page/" + own_key if own_key else posixpath.join("page", f.dir, f.translation_base_name)
     return HugoPage(
@@ -605,7 +604,9 @@ def _decide_page(
         title=title,
         slug=slug,
         # Hugo's permalink, with a `#` or `?` it keeps in a path encoded: one URL to every reader.
-        permalink="" if render_opt == "never" else as_url(absolute(site.base_url, link)),
+        permalink=""
+        if render_opt == "never"
+        else as_url(permalink(facts, site.permalinks, site.base_url, site.path_rules)),
         date=dates.date,
         publish_date=dates.publish_date,
         lastmod=dates.lastmod,

@@ -88,9 +88,14 @@ def build(
 def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport:
     files = _scan(config)
     lines = listing(files) if config.hugo is None else None
-    tree = tree_signature(config, files, lines) if config.hugo is None else _tree_signature(config, files)
-    pages = feed_pages_fingerprint(config)
-    signature = f"{__version__}:{RENDER_VERSION}:{tree}:{_config_fingerprint(config)}:{pages}"
+    if config.hugo is None:
+        tree = tree_signature(config, files, lines)
+    else:
+        from . import hugo_content
+
+        tree = hugo_content.tree_signature(config, files)
+    made_by = f"{__version__}:{RENDER_VERSION}:{_config_fingerprint(config)}:{feed_pages_fingerprint(config)}"
+    signature = f"{made_by}:{tree}"
     folder = str(config.feeds.dir)
     state = State.open(config.state.path)
     try:
@@ -121,10 +126,7 @@ def _build(config: Config, now: dt.datetime, workers: int | None) -> BuildReport
         # A file read again with the same result (touched, or saved unchanged) leaves the index as it
         # was: the last build's feeds stand, as when no file changed.
         unreadable = hashlib.sha256("\0".join(p.path for p in unnamed).encode("utf-8", "surrogateescape"))
-        contents = (
-            f"{__version__}:{RENDER_VERSION}:{cache.generation()}:{unreadable.hexdigest()}:"
-            f"{_config_fingerprint(config)}:{pages}"
-        )
+        contents = f"{made_by}:{cache.generation()}:{unreadable.hexdigest()}"
         previous = cache.build_record(folder, signature, now, contents=contents)
         if isinstance(previous, BuildReport) and _outputs_intact(config.feeds.dir):
             return _unchanged(previous, config, parsed=parsed)
@@ -189,14 +191,6 @@ def _scan(config: Config) -> list[SourceFile]:
 
         return hugo_content.scan(config)
     return scan(config)
-
-
-def _tree_signature(config: Config, files: Sequence[SourceFile]) -> str:
-    if config.hugo is not None:
-        from . import hugo_content
-
-        return hugo_content.tree_signature(config, files)
-    return tree_signature(config, files)
 
 
 def _collect(
@@ -440,7 +434,7 @@ def render_entries(
         from .workers import Failed, Overrun, bounded_map
 
         # Imported and built once, here: the workers fork with the converters.
-        prepare(goldmark=any(a.markup == "goldmark" for a in missing))
+        prepare(*sorted({a.markup for a in missing}))
         outcomes = bounded_map(
             functools.partial(render_parts, summary_chars=config.content.summary_chars),
             missing,
@@ -487,10 +481,10 @@ def check(config: Config, notes: list[str] | None = None) -> list[Problem]:
     except DigestError as exc:
         problems.append(Problem.from_error(exc, str(config.path)))
     try:
-        from .feeds import plan_feeds
+        from .feed_sets import plan_feed_sets
 
         owners = peek_feed_owners(config.state.path, str(config.feeds.dir))
-        problems.extend(plan_feeds(collection.articles, config, None, owners).problems)  # every topic
+        problems.extend(plan_feed_sets(collection.articles, config, owners).problems)  # every topic
     except OutputError as exc:
         problems.append(Problem.from_error(exc, str(config.path)))
     if config.server.enabled:

@@ -110,14 +110,17 @@ def separate_list_items(text: str) -> str:
     return "\n".join(out)
 
 
-def prepare(goldmark: bool = False) -> None:
-    """Make the Markdown converter now (and a Hugo page's, with `goldmark`): called before worker
-    processes fork, each inherits it instead of importing Python-Markdown and building its own."""
+def prepare(*markups: str) -> None:
+    """Make the Markdown converters of these markups now ("markdown", "goldmark" for a Hugo page;
+    none given: "markdown"): called before worker processes fork, each inherits them instead of
+    importing Python-Markdown and building its own."""
     global _converter, _goldmark
-    if _converter is None:
-        _converter = MarkdownConverter()
-    if goldmark and _goldmark is None:
-        _goldmark = MarkdownConverter("goldmark")
+    for markup in markups or ("markdown",):
+        if markup == "goldmark":
+            if _goldmark is None:
+                _goldmark = MarkdownConverter("goldmark")
+        elif _converter is None:
+            _converter = MarkdownConverter()
 
 
 # What every match of an inline pattern contains: a character of each string ("" for a delimiter
@@ -276,11 +279,10 @@ def markdown_to_html(text: str, markup: str = "markdown") -> str:
 
 
 def _convert(text: str, markup: str) -> str:
+    prepare(markup)
     if markup == "goldmark":
-        prepare(goldmark=True)
         assert _goldmark is not None
         return _goldmark.convert(text)
-    prepare()
     assert _converter is not None
     return _converter.convert(text)
 

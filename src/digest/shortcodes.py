@@ -26,7 +26,6 @@ _TAG = re.compile(
 )
 _OPEN = re.compile(r"\{\{[<%]")
 _CLOSE = re.compile(r"[>%]\}\}")
-_LEFTOVER = re.compile(r"\{\{[<%]")  # an opener that starts no tag: never left for a reader
 _MAX_DEPTH = 20
 _ARG = re.compile(r'\s*(?:(?P<key>[\w-]+)=)?(?:"(?P<dq>(?:[^"\\]|\\.)*)"|`(?P<bq>[^`]*)`|(?P<bare>[^\s"`]+))')
 
@@ -122,9 +121,9 @@ def expand(
             return html.escape(found + ("#" + anchor if anchor else ""))
         if call.name == "param":
             return html.escape(_param(call.arg("name", 0), page_params, site_params))
-        return _BUILDERS[call.name](call, lambda inner: _walk(inner, render, call.depth))
+        return _BUILDERS[call.name](call)
 
-    result.text = _LEFTOVER.sub("{{", _walk(text, render))
+    result.text = _OPEN.sub("{{", _walk(text, render))
     return result
 
 
@@ -207,7 +206,7 @@ def _text_only(text: str) -> str:
         out.append(text[position : tag.start])
         position = tag.end
     out.append(text[position:])
-    return _LEFTOVER.sub("{{", "".join(out))
+    return _OPEN.sub("{{", "".join(out))
 
 
 def _pairs(tags: list[_Tag]) -> dict[int, int]:
@@ -248,7 +247,7 @@ def _attr(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def _figure(call: Call, inner: Callable[[str], str]) -> str:
+def _figure(call: Call) -> str:
     src, link = call.arg("src"), call.arg("link")
     image = f'<img src="{_attr(src)}"'
     alt = call.arg("alt") or call.arg("caption")
@@ -278,7 +277,7 @@ def _figure(call: Call, inner: Callable[[str], str]) -> str:
     return f"\n\n<figure>{image}{caption}</figure>\n\n"
 
 
-def _youtube(call: Call, inner: Callable[[str], str]) -> str:
+def _youtube(call: Call) -> str:
     video = quote(call.arg("id", 0), safe="")
     title = call.arg("title") or "YouTube video"
     return (
@@ -287,13 +286,13 @@ def _youtube(call: Call, inner: Callable[[str], str]) -> str:
     )
 
 
-def _vimeo(call: Call, inner: Callable[[str], str]) -> str:
+def _vimeo(call: Call) -> str:
     video = quote(call.arg("id", 0), safe="")
     title = call.arg("title") or "Vimeo video"
     return f'<a href="https://vimeo.com/{video}">{html.escape(title)}</a>'
 
 
-def _gist(call: Call, inner: Callable[[str], str]) -> str:
+def _gist(call: Call) -> str:
     user, gist = quote(call.arg("user", 0), safe=""), quote(call.arg("id", 1), safe="")
     file = call.arg("file", 2)
     url = f"https://gist.github.com/{user}/{gist}"
@@ -301,14 +300,14 @@ def _gist(call: Call, inner: Callable[[str], str]) -> str:
     return f'<a href="{_attr(url)}">{html.escape(label)}</a>'
 
 
-def _highlight(call: Call, inner: Callable[[str], str]) -> str:
+def _highlight(call: Call) -> str:
     code = (call.inner or "").strip("\n")
     lang = re.sub(r"[^\w+#.-]", "", call.arg("lang", 0))
     css = f' class="language-{lang}"' if lang else ""
     return f"\n\n<pre><code{css}>{html.escape(code)}</code></pre>\n\n"
 
 
-_BUILDERS: dict[str, Callable[[Call, Callable[[str], str]], str]] = {
+_BUILDERS: dict[str, Callable[[Call], str]] = {
     "figure": _figure,
     "youtube": _youtube,
     "vimeo": _vimeo,

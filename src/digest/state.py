@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .db import CHUNK, meta_version, open_database, open_read_only, select_in, transaction
+from .db import meta_version, open_database, open_read_only, select_in, transaction
 from .db import migrate as migrate_schema
 from .errors import StateError
 
@@ -313,16 +313,15 @@ class State:
         seen by runs. Of two articles that claim one slug or id, the one known here keeps it. With
         `among`, only those of these ids that are known."""
         if among is not None:
-            query = (
-                "SELECT entry_id FROM entry_ids WHERE entry_id IN ({marks}) "
-                "UNION SELECT entry_id FROM articles_seen WHERE entry_id IN ({marks})"
+            return frozenset(
+                entry_id
+                for table in ("entry_ids", "articles_seen")
+                for (entry_id,) in select_in(
+                    self.db,
+                    f"SELECT entry_id FROM {table} WHERE entry_id IN ({{marks}})",  # noqa: S608
+                    among,
+                )
             )
-            found: set[str] = set()
-            for start in range(0, len(among), CHUNK // 2):
-                chunk = list(among[start : start + CHUNK // 2])
-                marks = ",".join("?" * len(chunk))
-                found.update(e for (e,) in self.db.execute(query.format(marks=marks), chunk + chunk))
-            return frozenset(found)
         rows = self.db.execute("SELECT entry_id FROM entry_ids UNION SELECT entry_id FROM articles_seen")
         return frozenset(entry_id for (entry_id,) in rows)
 

@@ -34,7 +34,7 @@ from email_validator import EmailNotValidError, validate_email
 from .db import migrate as migrate_schema
 from .db import select_in, transaction
 from .errors import DigestError, Problem, StateError
-from .subscribers import language_problem, parse_csv, split_topics
+from .subscribers import language_problem, parse_csv
 from .text import one_line
 
 SCHEMA_VERSION = 1
@@ -742,8 +742,3 @@ def export_consent(db: sqlite3.Connection) -> str:
         )
     )
     return out.getvalue()
-
-
-def topic_keys(names: Iterable[str]) -> frozenset[str]:
-    """Topic names as a form sends them → keys, as the CSV's are."""
-    return split_topics(list(names))

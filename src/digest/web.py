@@ -49,7 +49,7 @@ from .content import topic_key
 from .errors import DigestError
 from .i18n import localisation
 from .service import Link, SubscriberService
-from .subscriptions import LANGUAGES, SignupRequest, clean_name, normalise_language
+from .subscriptions import LANGUAGES, SignupRequest, normalise_language
 from .text import one_line
 
 log = logging.getLogger(__name__)
@@ -439,7 +439,7 @@ def create_app(
             language, "unsubscribed", address=link.address, links=[(base + "subscribe", t["resubscribe"])]
         )
 
-    def preferences_page(token: str, link: Link, notice: str = "", status: int = 200) -> Response:
+    def preferences_page(link: Link, notice: str = "", status: int = 200) -> Response:
         language = link.language or page_language()
         current = link.subscriber
         if current is None or current.status != "active":
@@ -469,7 +469,7 @@ def create_app(
         link = service.preferences_link(token, now())
         if link.status != "valid":
             return bad_link(link, page_language())
-        return preferences_page(token, link)
+        return preferences_page(link)
 
     @app.post("/preferences/<token>")
     def save_preferences(token: str) -> Response:
@@ -477,7 +477,7 @@ def create_app(
         link, status = service.save_preferences(
             token,
             form.get("csrf", ""),
-            name=clean_name(form.get("name", "")),
+            name=form.get("name", ""),  # cleaned where it is stored
             language=form.get("language", ""),
             topics=chosen_topics(form, service.topics()),
             unsubscribe=bool(form.get("unsubscribe")),
@@ -491,8 +491,8 @@ def create_app(
             return unsubscribed_page(link, language)
         t = strings(language)
         if status == "csrf":
-            return preferences_page(token, link, t["stale_form"], 400)
-        return preferences_page(token, link, t["saved"] if status == "saved" else t["unchanged"])
+            return preferences_page(link, t["stale_form"], 400)
+        return preferences_page(link, t["saved"] if status == "saved" else t["unchanged"])
 
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
